@@ -1,0 +1,58 @@
+"""Shrinks the FPN detectors of configs/common/models to CPU size for the synthetic data.
+
+ResNet-18 at half width trained from scratch (BN, not FrozenBN: nothing is pre-trained), a
+narrower FPN, anchors halved for ~256 px images with 12..120 px objects, and fewer
+proposals/RoIs. Each
+``*_cpu.py`` model config applies these to its full-size twin, so the two never drift apart.
+"""
+from detectron2.config import LazyCall as L
+from detectron2.layers import ShapeSpec
+
+from projects.common.modeling import scaled_resnet_stages
+
+
+def shrink_resnet_fpn(backbone, depth=18, width=0.5, fpn_channels=128, norm="BN"):
+    """ResNet-``depth`` bottom-up at ``width`` x the usual channels with trainable ``norm``,
+    and an FPN of ``fpn_channels``."""
+    stem_channels = int(64 * width)
+    backbone.bottom_up.stem.update(out_channels=stem_channels, norm=norm)
+    backbone.bottom_up.stages = L(scaled_resnet_stages)(
+        depth=depth, width=width, stem_channels=stem_channels, norm=norm
+    )
+    backbone.out_channels = fpn_channels
+    if "in_channels" in backbone.top_block:  # RetinaNet's P6/P7 are computed from res5
+        backbone.top_block.in_channels = int((512 if depth < 50 else 2048) * width)
+
+
+def halve_anchors(anchor_generator):
+    anchor_generator.sizes = [[size / 2 for size in level] for level in anchor_generator.sizes]
+
+
+def cpu_sized_rcnn(model):
+    """Faster/Mask R-CNN FPN at CPU size (in place)."""
+    shrink_resnet_fpn(model.backbone)
+    channels = model.backbone.out_channels
+    rpn = model.proposal_generator
+    rpn.head.in_channels = channels
+    halve_anchors(rpn.anchor_generator)
+    rpn.pre_nms_topk = (1000, 500)
+    rpn.post_nms_topk = (500, 200)
+    heads = model.roi_heads
+    heads.batch_size_per_image = 64
+    heads.box_pooler.sampling_ratio = 2  # adaptive sampling makes CPU RoIAlign backward slow
+    heads.box_head.input_shape = ShapeSpec(channels=channels, height=7, width=7)
+    heads.box_head.fc_dims = [512, 512]
+    heads.box_predictor.input_shape = ShapeSpec(channels=512)
+    if heads.get("mask_head") is not None:
+        heads.mask_head.input_shape = ShapeSpec(channels=channels, height=14, width=14)
+        heads.mask_pooler.sampling_ratio = 2
+        heads.mask_head.conv_dims = [channels] * 3
+
+
+def cpu_sized_retinanet(model):
+    """RetinaNet FPN at CPU size (in place)."""
+    shrink_resnet_fpn(model.backbone)
+    channels = model.backbone.out_channels
+    model.head.input_shape = [ShapeSpec(channels=channels)] * len(model.head.input_shape)
+    model.head.conv_dims = [channels] * 2
+    halve_anchors(model.anchor_generator)

@@ -1,0 +1,4 @@
+"""Mask R-CNN R50-FPN (detectron2's model-zoo definition)."""
+from detectron2.model_zoo import get_config
+
+model = get_config("common/models/mask_rcnn_fpn.py").model

@@ -1,0 +1,1 @@
+"""Projects of the collection; ``projects.common`` holds what they share."""

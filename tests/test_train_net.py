@@ -1,0 +1,178 @@
+"""train_net.py end to end on the embedded synthetic data: training writes logs, metrics,
+tensorboard events and checkpoints, evaluates with the COCO and VOC evaluators, resumes exactly,
+runs on 2 CPU processes, evaluates only, and serves the classification path too."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+
+import train_net
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog
+
+from projects.common.predictor import LazyPredictor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(REPO, "configs/smoke/faster_rcnn_R18_FPN_synthetic.py")
+CLASSIFIER_SMOKE = os.path.join(REPO, "configs/smoke/classifier_R18_synthetic.py")
+
+
+def tiny_run(output_dir, max_iter=6):
+    """Overrides that shrink the smoke config to a few iterations (the data stays the same)."""
+    return [
+        f"train.output_dir={output_dir}",
+        f"train.max_iter={max_iter}",
+        "train.checkpointer.period=3",
+        f"train.eval_period={max_iter}",
+        "train.log_period=1",
+        "train.seed=7",
+        "dataloader.train.total_batch_size=2",
+        f"lr_multiplier.warmup_length={2 / max_iter}",
+    ]
+
+
+def run_train_net(*args, timeout=600):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, "train_net.py"), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def read_metrics(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One 6-iteration run of the smoke config, shared by the tests below."""
+    output_dir = str(tmp_path_factory.mktemp("smoke_run"))
+    log = run_train_net("--config-file", SMOKE, *tiny_run(output_dir))
+    return output_dir, log
+
+
+def test_training_writes_progress_metrics_events_and_checkpoints(trained_run):
+    output_dir, log = trained_run
+    assert "eta:" in log and "total_loss:" in log and "iter: 5" in log
+    files = set(os.listdir(output_dir))
+    assert {"metrics.json", "config.yaml", "last_checkpoint", "model_0000002.pth",
+            "model_0000005.pth", "model_final.pth"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    metrics = read_metrics(output_dir)
+    assert [m["iteration"] for m in metrics if "total_loss" in m] == list(range(6))
+    final = metrics[-1]
+    for key in ("bbox/AP", "bbox/AP50", "voc/AP50", "voc/AP50_11pt", "voc/AP"):
+        # NaN when a 6-iteration model predicts nothing above the score threshold
+        assert math.isnan(final[key]) or 0.0 <= final[key] <= 100.0, key
+
+
+def test_resume_restores_iteration_optimizer_and_scheduler(trained_run, tmp_path):
+    output_dir, _ = trained_run
+    interrupted = str(tmp_path / "interrupted")
+    shutil.copytree(output_dir, interrupted)
+    for name in ("model_0000005.pth", "model_final.pth", "metrics.json"):
+        os.remove(os.path.join(interrupted, name))
+    with open(os.path.join(interrupted, "last_checkpoint"), "w") as f:
+        f.write("model_0000002.pth")
+
+    cfg = train_net.load_config(SMOKE, tiny_run(interrupted))
+    trainer, checkpointer = train_net.build_trainer(cfg)
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
+    saved = torch.load(os.path.join(interrupted, "model_0000002.pth"), weights_only=False)
+    assert trainer.iter == 2
+    saved_state = saved["trainer"]["optimizer"]["state"]
+    restored_state = trainer.optimizer.state_dict()["state"]
+    assert restored_state.keys() == saved_state.keys() and len(saved_state) > 0
+    for key, value in saved_state.items():
+        assert torch.equal(restored_state[key]["momentum_buffer"], value["momentum_buffer"])
+
+    log = run_train_net("--config-file", SMOKE, "--resume", *tiny_run(interrupted))
+    assert "Loading from " + os.path.join(interrupted, "model_0000002.pth") in log
+    resumed = {m["iteration"]: m for m in read_metrics(interrupted) if "lr" in m}
+    uninterrupted = {m["iteration"]: m for m in read_metrics(output_dir) if "lr" in m}
+    assert sorted(resumed) == [3, 4, 5]
+    for iteration in resumed:  # the schedule continues exactly where it stopped
+        assert resumed[iteration]["lr"] == pytest.approx(uninterrupted[iteration]["lr"], rel=1e-9)
+    final = torch.load(os.path.join(interrupted, "model_final.pth"), weights_only=False)
+    assert final["iteration"] == 5
+
+
+def test_eval_only_from_checkpoint(trained_run):
+    output_dir, _ = trained_run
+    args = train_net.parse_args(
+        ["--config-file", SMOKE, "--eval-only", f"train.init_checkpoint={output_dir}/model_final.pth",
+         f"train.output_dir={output_dir}/eval"]
+    )
+    results = train_net.main(args)
+    assert set(results) == {"bbox", "voc"}
+    assert results["voc"]["AP50"] == pytest.approx(read_metrics(output_dir)[-1]["voc/AP50"], abs=1e-6, nan_ok=True)
+
+
+def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_path):
+    output_dir, _ = trained_run
+    checkpoint = os.path.join(output_dir, "model_final.pth")
+    keep_all = "model.roi_heads.box_predictor.test_score_thresh=0.0"  # a 6-iteration model is unsure
+    cfg = train_net.load_config(SMOKE, [keep_all])
+    predictor = LazyPredictor(cfg, checkpoint=checkpoint)
+    record = DatasetCatalog.get("synthetic_shapes_val")[0]
+    image = cv2.imread(record["file_name"])
+    instances = predictor(image)["instances"]
+    assert instances.image_size == image.shape[:2] and len(instances) > 0
+
+    # the same image through the test data loader's mapper and the model, as evaluation does
+    mapper = instantiate(cfg.dataloader.test.mapper)
+    with torch.no_grad():
+        expected = predictor.model([mapper(dict(record))])[0]["instances"]
+    assert torch.allclose(instances.pred_boxes.tensor, expected.pred_boxes.tensor, atol=1e-3)
+    assert torch.allclose(instances.scores, expected.scores, atol=1e-5)
+
+    with pytest.raises(ValueError, match="BGR image"):
+        predictor(image[:, :, 0])
+
+    out = tmp_path / "demo"
+    subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools/demo.py"), "--config-file", SMOKE, "--input",
+         record["file_name"], "--output", str(out), "--confidence-threshold", "0.0",
+         "--opts", f"train.init_checkpoint={checkpoint}", keep_all],
+        check=True, capture_output=True,
+    )
+    drawn = cv2.imread(str(out / (os.path.splitext(os.path.basename(record["file_name"]))[0] + ".png")))
+    assert drawn.shape == image.shape and (drawn != image).any(axis=2).mean() > 0.01
+
+
+def test_two_cpu_processes_train_and_evaluate(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this test is about CPU-only machines (gloo)")
+    output_dir = str(tmp_path / "ddp")
+    log = run_train_net("--config-file", SMOKE, "--num-gpus", "2", *tiny_run(output_dir, max_iter=4))
+    assert "World size: 2" in log
+    final = read_metrics(output_dir)[-1]
+    assert "bbox/AP" in final and "voc/AP50" in final
+
+
+def test_classification_path(tmp_path):
+    output_dir = str(tmp_path / "cls")
+    run_train_net("--config-file", CLASSIFIER_SMOKE, f"train.output_dir={output_dir}",
+                  "train.max_iter=4", "train.eval_period=4", "dataloader.train.total_batch_size=8")
+    final = read_metrics(output_dir)[-1]
+    assert 0.0 <= final["classification/top1"] <= final["classification/top5"] <= 100.0
+
+
+def test_unknown_config_file_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="configs/ .*find configs"):
+        train_net.load_config("configs/no_such_config.py")
+
+
+def test_cuda_device_without_cuda_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    with pytest.raises(RuntimeError, match="train.device=auto"):
+        train_net.load_config(SMOKE, ["train.device=cuda"])
