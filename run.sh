@@ -31,7 +31,6 @@ setup() {
   echo "run.sh: setting up $VENV (torch alone is ~5 GB; a few minutes the first time)" >&2
   local start=$SECONDS
   [ -x "$VENV/bin/python" ] || "$(find_python)" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade "pip>=23"
   "$VENV/bin/python" -m pip install --quiet -r requirements.txt
   "$VENV/bin/python" tools/install_detectron2.py
   "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .

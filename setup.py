@@ -8,13 +8,13 @@ from setuptools import find_packages, setup
 def read_requirements():
     """Runtime requirements from requirements.txt, the one place where versions are pinned."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.txt")
-    runtime, section = [], "runtime"
+    runtime = []
     with open(path) as f:
         for line in f:
             line = line.strip()
-            if line == "# tests":
-                section = "tests"
-            elif line and not line.startswith("#") and section == "runtime":
+            if line.startswith("# --- tools and tests"):
+                break
+            if line and not line.startswith("#"):
                 runtime.append(line)
     return runtime
 

@@ -204,7 +204,14 @@ def pip(*args):
 
 
 def install(workdir):
-    pip("download", "--no-deps", "--no-build-isolation", "--quiet", "-d", workdir, SDIST)
+    try:
+        pip("download", "--no-deps", "--no-build-isolation", "--quiet", "-d", workdir, SDIST)
+    except subprocess.CalledProcessError as error:
+        raise SystemExit(
+            f"could not download {SDIST} (see pip's message above). pip >= 25 refuses its metadata "
+            "(a direct-URL extra): install the pip of requirements.txt first "
+            "(`python -m pip install 'pip==24.3.*'`); torch must already be installed."
+        ) from error
     (archive,) = [f for f in os.listdir(workdir) if f.endswith(".tar.gz")]
     with tarfile.open(os.path.join(workdir, archive)) as tar:
         tar.extractall(workdir, filter="data")
