@@ -44,9 +44,10 @@ def test_dataset_metadata(cfg):
     return MetadataCatalog.get(names if isinstance(names, str) else names[0])
 
 
-def draw(image_bgr, outputs, metadata, confidence_threshold):
-    """Draw detections (``instances``) or the top-3 classes (``scores``) on an RGB canvas."""
-    visualizer = Visualizer(image_bgr[:, :, ::-1], metadata)
+def draw(image_bgr, outputs, metadata, confidence_threshold, scale=1.0):
+    """Draw detections (``instances``) or the top-3 classes (``scores``) on an RGB canvas
+    ``scale`` times the image size."""
+    visualizer = Visualizer(image_bgr[:, :, ::-1], metadata, scale=scale)
     if "instances" in outputs:
         instances = outputs["instances"].to("cpu")
         instances = instances[instances.scores >= confidence_threshold]
@@ -64,6 +65,7 @@ def main(argv=None):
     parser.add_argument("--input", nargs="+", required=True, help="images, folders or globs")
     parser.add_argument("--output", required=True, help="folder for the PNGs")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
+    parser.add_argument("--scale", type=float, default=1.0, help="PNG size / image size (2 for small images)")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="key=value overrides")
     args = parser.parse_args(argv)
 
@@ -81,7 +83,7 @@ def main(argv=None):
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise OSError(f"cannot read image {path} (missing or not an image)")
-        drawn = draw(image, predictor(image), metadata, args.confidence_threshold)
+        drawn = draw(image, predictor(image), metadata, args.confidence_threshold, args.scale)
         out_path = os.path.join(args.output, stem + ".png")
         cv2.imwrite(out_path, drawn[:, :, ::-1])
         print(out_path)

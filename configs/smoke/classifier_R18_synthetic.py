@@ -15,6 +15,7 @@ train.output_dir = "output/smoke_classifier_R18_synthetic"
 train.eval_period = train.max_iter
 train.checkpointer.period = 100
 train.log_period = 20
+train.seed = 0
 
 optimizer.lr = 0.1
 optimizer.weight_decay = 5e-5

@@ -15,6 +15,7 @@ train.output_dir = "output/smoke_faster_rcnn_R18_FPN_synthetic"
 train.eval_period = train.max_iter
 train.checkpointer.period = 100
 train.log_period = 20
+train.seed = 0  # reproducible numbers for the README
 
 optimizer.lr = 0.01
 lr_multiplier = step_schedule(milestones=[220, 280], max_iter=train.max_iter, warmup_iters=50)
