@@ -1,0 +1,90 @@
+"""Parameters and FLOPs of TiedResNet vs the paper's Tables 1, 5 and 6 (paper 002).
+
+Classification form at 224x224: backbone + global average pool + 1000-way fc (detectron2's
+``ResNet(num_classes=1000)``), with trainable BN so that its affine weight/bias count as
+parameters, as torchvision's (ResNet-50: 25.557M). FLOPs are fvcore's convolution and linear
+counts (one multiply-add = one FLOP, as papers report); norms, pooling and additions are left out.
+
+    python -m benchmarks.tied_resnet_complexity [--markdown out.md]   # from the repository root
+"""
+import argparse
+import warnings
+
+import torch
+from detectron2.modeling.backbone import BasicStem, ResNet
+from fvcore.nn import FlopCountAnalysis, parameter_count
+
+from tied_conv.resnet import make_tied_resnet_stages
+
+COUNTED_OPERATORS = ("conv", "linear", "addmm", "matmul")
+
+# (model, paper #params (M), paper GFLOPs or None, build arguments; depth-only = plain ResNet)
+ROWS = [
+    ("ResNet50", 25.6, 4.2, dict(depth=50, tied=False)),
+    ("ResNet101", 44.6, 7.9, dict(depth=101, tied=False)),
+    ("TiedResNet50-S (4s x 18w)", 13.9, 2.5, dict(depth=50, variant="S")),
+    ("TiedResNet50 (4s x 32w)", 22.0, 4.4, dict(depth=50)),
+    ("TiedResNet101-S", 24.0, 4.8, dict(depth=101, variant="S")),
+    ("TiedResNet101", 39.4, 8.6, dict(depth=101)),
+    ("Table 5: TiedResNet50 2s x 48w", 23.8, 4.4, dict(depth=50, splits=2, base_width=48)),
+    ("Table 5: TiedResNet50 4s x 32w", 22.0, 4.4, dict(depth=50, splits=4, base_width=32)),
+    ("Table 5: TiedResNet50 6s x 24w", 23.0, 4.6, dict(depth=50, splits=6, base_width=24)),
+    ("Table 5: TiedResNet50 8s x 18w", 23.8, 4.4, dict(depth=50, splits=8, base_width=18)),
+    ("Table 6: mixer element-sum", 22.0, None, dict(depth=50, mixer="sum")),
+    ("Table 6: mixer concatenate", 26.7, None, dict(depth=50, mixer="concat")),
+]
+
+
+def classification_model(depth: int, tied: bool = True, **tied_kwargs) -> ResNet:
+    """ResNet or TiedResNet with BN, global pool and a 1000-way fc, output "linear"."""
+    stem = BasicStem(in_channels=3, out_channels=64, norm="BN")
+    if tied:
+        stages = make_tied_resnet_stages(depth, norm="BN", **tied_kwargs)
+    else:
+        stages = ResNet.make_default_stages(depth, stride_in_1x1=False, norm="BN")
+    return ResNet(stem, stages, num_classes=1000)  # outputs {"linear": logits}
+
+
+def complexity(model: torch.nn.Module, size: int = 224):
+    """(parameters in M, multiply-add GFLOPs of convolutions and linear layers) at size x size."""
+    model.eval()
+    flops = FlopCountAnalysis(model, torch.zeros(1, 3, size, size))
+    flops.unsupported_ops_warnings(False)
+    flops.uncalled_modules_warnings(False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit tracing deprecation notices
+        by_operator = flops.by_operator()
+    counted = sum(by_operator.get(name, 0) for name in COUNTED_OPERATORS)
+    return parameter_count(model)[""] / 1e6, counted / 1e9
+
+
+def complexity_table() -> str:
+    """The markdown table of every row of ``ROWS`` (models with equal arguments measured once)."""
+    lines = [
+        "| model | paper #params (M) | ours #params (M) | paper GFLOPs | ours GFLOPs |",
+        "|---|---|---|---|---|",
+    ]
+    measured = {}
+    for name, paper_params, paper_gflops, kwargs in ROWS:
+        key = tuple(sorted(kwargs.items()))
+        if key not in measured:
+            measured[key] = complexity(classification_model(**kwargs))
+        params, gflops = measured[key]
+        paper_gflops = "-" if paper_gflops is None else f"{paper_gflops:.1f}"
+        lines.append(f"| {name} | {paper_params:.1f} | {params:.2f} | {paper_gflops} | {gflops:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", help="also write the table to this markdown file")
+    args = parser.parse_args()
+    table = complexity_table()
+    print(table, end="")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()

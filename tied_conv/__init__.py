@@ -1,0 +1,34 @@
+"""Tied Block Convolution (paper 002): TBC/TGC/TFC layers and the tied networks built from them."""
+from .attention import TiedGCB, TiedSE
+from .checkpoint import classifier_to_detection_state_dict, convert_classifier_checkpoint
+from .context import ContextBottleneckBlock, context_resnet_stages
+from .layers import TiedBlockConv2d, TiedLinear
+from .resnet import (
+    TiedBottleneckBlock,
+    add_tied_resnet_config,
+    build_retinanet_tied_resnet_fpn_backbone,
+    build_tied_resnet,
+    build_tied_resnet_backbone,
+    build_tied_resnet_fpn_backbone,
+    default_split_blocks,
+    make_tied_resnet_stages,
+)
+
+__all__ = [
+    "TiedBlockConv2d",
+    "TiedLinear",
+    "TiedSE",
+    "TiedGCB",
+    "ContextBottleneckBlock",
+    "context_resnet_stages",
+    "TiedBottleneckBlock",
+    "default_split_blocks",
+    "make_tied_resnet_stages",
+    "build_tied_resnet",
+    "add_tied_resnet_config",
+    "build_tied_resnet_backbone",
+    "build_tied_resnet_fpn_backbone",
+    "build_retinanet_tied_resnet_fpn_backbone",
+    "classifier_to_detection_state_dict",
+    "convert_classifier_checkpoint",
+]
