@@ -1,4 +1,5 @@
-"""Parameters and FLOPs of TiedResNet vs the paper's Tables 1, 5 and 6 (paper 002).
+"""Parameters and FLOPs of TiedResNet vs the paper's Tables 1, 5 and 6, and parameters of the
+SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3 and 4 (paper 002).
 
 Classification form at 224x224: backbone + global average pool + 1000-way fc (detectron2's
 ``ResNet(num_classes=1000)``), with trainable BN so that its affine weight/bias count as
@@ -14,6 +15,7 @@ import torch
 from detectron2.modeling.backbone import BasicStem, ResNet
 from fvcore.nn import FlopCountAnalysis, parameter_count
 
+from tied_conv import context_resnet_stages
 from tied_conv.resnet import make_tied_resnet_stages
 
 COUNTED_OPERATORS = ("conv", "linear", "addmm", "matmul")
@@ -75,11 +77,36 @@ def complexity_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+# (table, module, B, paper #params (M), where in ResNet-50): SE in every bottleneck (SE-ResNet50);
+# GCB with ratio 1/4 after the last 1x1 of the res3-res5 bottlenecks (GCNet, Mask R-CNN R50)
+ATTENTION_ROWS = [
+    ("Table 3", "SE", 1, 2.53, "se", ("res2", "res3", "res4", "res5"), {}),
+    ("Table 3", "TiedSE", 2, 0.64, "se", ("res2", "res3", "res4", "res5"), {}),
+    ("Table 3", "TiedSE", 4, 0.16, "se", ("res2", "res3", "res4", "res5"), {}),
+    ("Table 3", "TiedSE", 8, 0.04, "se", ("res2", "res3", "res4", "res5"), {}),
+    ("Table 4", "GCB", 1, 10.0, "gcb", ("res3", "res4", "res5"), {"ratio": 0.25}),
+    ("Table 4", "TiedGCB", 2, 2.5, "gcb", ("res3", "res4", "res5"), {"ratio": 0.25}),
+    ("Table 4", "TiedGCB", 4, 1.3, "gcb", ("res3", "res4", "res5"), {"ratio": 0.25}),
+]
+
+
+def attention_table() -> str:
+    """Parameters of the attention modules alone, summed over a ResNet-50."""
+    lines = ["| table | module | B | paper #params (M) | ours #params (M) |", "|---|---|---|---|---|"]
+    for table, name, blocks, paper, context, stages, kwargs in ATTENTION_ROWS:
+        resnet_stages = context_resnet_stages(50, context=context, context_B=blocks, context_kwargs=kwargs,
+                                              context_stages=stages, norm="BN")
+        count = sum(p.numel() for stage in resnet_stages for block in stage
+                    if hasattr(block, "context") for p in block.context.parameters())
+        lines.append(f"| {table} | {name} | {blocks} | {paper:.2f} | {count / 1e6:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markdown", help="also write the table to this markdown file")
     args = parser.parse_args()
-    table = complexity_table()
+    table = complexity_table() + "\n" + attention_table()
     print(table, end="")
     if args.markdown:
         with open(args.markdown, "w") as f:

@@ -27,7 +27,7 @@ def test_box_occlusion_ratio_by_hand():
 
 def test_buckets():
     edges = (0.0, 0.4, 0.8)
-    assert bucket_names(edges) == ["r0.0-0.4", "r0.4-0.8", "r0.8-1.0"]
+    assert bucket_names(edges) == ["r0.0to0.4", "r0.4to0.8", "r0.8to1.0"]
     assert [bucket_index(r, edges) for r in (0.0, 0.39, 0.4, 0.8, 1.0)] == [0, 0, 1, 2, 2]
     with pytest.raises(ValueError, match="increase from 0.0"):
         OcclusionEvaluator("x", bucket_edges=(0.2, 0.5))
@@ -79,13 +79,13 @@ def test_ap_per_bucket(tiny_coco, tmp_path):
     evaluator.process(*perfect_predictions(boxes_per_image, skip=(2,)))
     metrics = evaluator.evaluate()["occlusion"]
     assert [metrics[f"images_{b}"] for b in bucket_names((0.0, 0.4, 0.8))] == [1, 1, 1]
-    assert metrics["bbox_AP_r0.0-0.4"] == pytest.approx(100.0)
-    assert metrics["bbox_AP75_r0.0-0.4"] == pytest.approx(100.0)
-    assert metrics["bbox_AP_r0.4-0.8"] == 0.0  # image 2 got no detections
+    assert metrics["bbox_AP_r0.0to0.4"] == pytest.approx(100.0)
+    assert metrics["bbox_AP75_r0.0to0.4"] == pytest.approx(100.0)
+    assert metrics["bbox_AP_r0.4to0.8"] == 0.0  # image 2 got no detections
     # identical GT boxes: two perfect detections match both of them
-    assert metrics["bbox_AP_r0.8-1.0"] == pytest.approx(100.0)
+    assert metrics["bbox_AP_r0.8to1.0"] == pytest.approx(100.0)
     assert (tmp_path / "occlusion_ap.png").stat().st_size > 0
-    assert json.loads((tmp_path / "occlusion_results.json").read_text())["images_r0.0-0.4"] == 1
+    assert json.loads((tmp_path / "occlusion_results.json").read_text())["images_r0.0to0.4"] == 1
 
 
 def test_synthetic_occluded_preset_spans_the_buckets():

@@ -82,6 +82,6 @@ def test_cpu_config_trains_and_reports_occlusion_buckets(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     final = [json.loads(line) for line in open(output_dir / "metrics.json")][-1]
-    assert "bbox/AP" in final and "occlusion/images_r0.8-1.0" in final
-    assert sum(final[f"occlusion/images_r{b}"] for b in ("0.0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1.0")) > 0
+    assert "bbox/AP" in final and "occlusion/images_r0.8to1.0" in final
+    assert sum(final[f"occlusion/images_r{b}"] for b in ("0.0to0.2", "0.2to0.4", "0.4to0.6", "0.6to0.8", "0.8to1.0")) > 0
     assert (output_dir / "occlusion" / "occlusion_ap.png").exists()

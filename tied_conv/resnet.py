@@ -57,17 +57,6 @@ from fvcore.nn import weight_init
 
 from .layers import TiedBlockConv2d
 
-__all__ = [
-    "TiedBottleneckBlock",
-    "default_split_blocks",
-    "make_tied_resnet_stages",
-    "build_tied_resnet",
-    "add_tied_resnet_config",
-    "build_tied_resnet_backbone",
-    "build_tied_resnet_fpn_backbone",
-    "build_retinanet_tied_resnet_fpn_backbone",
-]
-
 TIED_RESNET_BLOCKS_PER_STAGE = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 TIED_RESNET_VARIANT_BASE_WIDTH = {"default": 32, "S": 18}
 MIXERS = ("sum", "concat")

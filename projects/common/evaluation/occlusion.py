@@ -49,9 +49,10 @@ def box_occlusion_ratio(boxes_xyxy: np.ndarray, height: int, width: int) -> floa
 
 
 def bucket_names(edges: Sequence[float]) -> List[str]:
-    """``[0.0, 0.2, 0.8]`` -> ``["r0.0-0.2", "r0.2-0.8", "r0.8-1.0"]`` (the last bucket is closed)."""
+    """``[0.0, 0.2, 0.8]`` -> ``["r0.0to0.2", "r0.2to0.8", "r0.8to1.0"]`` (the last bucket is
+    closed). No "-" in the names: detectron2's ``print_csv_format`` hides such keys."""
     upper = list(edges[1:]) + [1.0]
-    return [f"r{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges, upper)]
+    return [f"r{lo:.1f}to{hi:.1f}" for lo, hi in zip(edges, upper)]
 
 
 def bucket_index(ratio: float, edges: Sequence[float]) -> int:
@@ -64,7 +65,7 @@ class OcclusionEvaluator(DatasetEvaluator):
     COCO AP and AP75 (bbox, and segm when the model predicts masks) on the images of each
     occlusion-ratio bucket of a COCO-format dataset. ``evaluate()`` returns, on the main process::
 
-        {"occlusion": {"bbox_AP_r0.0-0.2": ..., "bbox_AP75_r0.0-0.2": ..., "images_r0.0-0.2": ...}}
+        {"occlusion": {"bbox_AP_r0.0to0.2": ..., "bbox_AP75_r0.0to0.2": ..., "images_r0.0to0.2": ...}}
 
     With ``output_dir``, also writes ``occlusion_results.json`` and a plot ``occlusion_ap.png``
     of AP and AP75 against the bucket.

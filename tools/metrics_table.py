@@ -1,0 +1,59 @@
+#!/usr/bin/env python
+"""Markdown table of the last evaluation of several train_net.py runs (their metrics.json).
+
+    python tools/metrics_table.py output/run_a output/run_b --keys bbox/AP bbox/AP50 \
+        "occlusion/bbox_AP_r0.8to1.0" [--markdown table.md]
+
+A key may be a prefix ending in "*" (e.g. "occlusion/bbox_AP_*") to take every matching metric.
+"""
+import argparse
+import fnmatch
+import json
+import os
+
+
+def last_evaluation(run_dir, patterns):
+    """The last metrics.json record holding a metric that matches one of ``patterns``."""
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir!r} a train_net.py output_dir?")
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    evaluations = [r for r in records if any(fnmatch.fnmatchcase(k, p) for k in r for p in patterns)]
+    if not evaluations:
+        raise ValueError(f"{path} has no evaluation with {patterns}: the run never reached an "
+                         f"evaluation, or see its metric names: {sorted(records[-1]) if records else []}")
+    return evaluations[-1]
+
+
+def metrics_table(run_dirs, patterns):
+    results = [last_evaluation(run, patterns) for run in run_dirs]
+    keys = []
+    for pattern in patterns:
+        matches = sorted({k for r in results for k in r if fnmatch.fnmatchcase(k, pattern)})
+        if not matches:
+            raise KeyError(f"no evaluated metric matches {pattern!r}; available: {sorted(results[0])}")
+        keys += [k for k in matches if k not in keys]
+    lines = ["| run | iteration | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    for run, result in zip(run_dirs, results):
+        values = [f"{result[k]:.1f}" if k in result else "-" for k in keys]
+        lines.append(f"| {os.path.basename(os.path.normpath(run))} | {result.get('iteration', '-')} | "
+                     + " | ".join(values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="train_net.py output directories")
+    parser.add_argument("--keys", nargs="+", required=True, help="metric names or patterns with *")
+    parser.add_argument("--markdown", help="also write the table to this file")
+    args = parser.parse_args(argv)
+    table = metrics_table(args.runs, args.keys)
+    print(table, end="")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table)
+
+
+if __name__ == "__main__":
+    main()
