@@ -2,6 +2,7 @@
 (preset synthetic_shapes_occluded: 3-8 instances, 80% placed onto others), evaluated with COCO AP
 and AP/AP75 per occlusion-ratio bucket (paper 002, Eq. 5 and Fig. 7; PNG in output_dir/occlusion)."""
 from detectron2.config import LazyCall as L
+from detectron2.data import MetadataCatalog
 
 from projects.common.evaluation import OcclusionEvaluator
 
@@ -11,6 +12,7 @@ from ..common.schedules import step_schedule
 from ..common.train import train
 
 dataloader.train.dataset.names = "synthetic_shapes_occluded_train"
+NUM_CLASSES = len(MetadataCatalog.get("synthetic_shapes_occluded_train").thing_classes)
 dataloader.test.dataset.names = "synthetic_shapes_occluded_val"
 dataloader.evaluator.evaluators.append(
     L(OcclusionEvaluator)(dataset_name="${....test.dataset.names}",

@@ -13,6 +13,12 @@ detection_bottom_up = L(build_tied_resnet)(
     out_features=["res2", "res3", "res4", "res5"],
 )
 
+# CPU-sized, trained from scratch on the synthetic data: a quarter-width TiedResNet-50
+cpu_detection_bottom_up = L(build_tied_resnet)(
+    depth=50, variant="default", width=0.25, norm="BN", freeze_at=0,
+    out_features=["res2", "res3", "res4", "res5"],
+)
+
 # trained from scratch on ImageNet: BN, nothing frozen, classification head on res5
 classification_backbone = L(build_tied_resnet)(
     depth=50, variant="default", norm="BN", freeze_at=0, out_features=["res5"],
