@@ -1,5 +1,6 @@
-"""Parameters and FLOPs of TiedResNet vs the paper's Tables 1, 5 and 6, and parameters of the
-SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3 and 4 (paper 002).
+"""Parameters and FLOPs of TiedResNet, TiedSENet and TiedResNeXt vs the paper's Tables 1, 5
+and 6, and parameters of the SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3 and 4
+(paper 002).
 
 Classification form at 224x224: backbone + global average pool + 1000-way fc (detectron2's
 ``ResNet(num_classes=1000)``), with trainable BN so that its affine weight/bias count as
@@ -34,6 +35,12 @@ ROWS = [
     ("Table 5: TiedResNet50 8s x 18w", 23.8, 4.4, dict(depth=50, splits=8, base_width=18)),
     ("Table 6: mixer element-sum", 22.0, None, dict(depth=50, mixer="sum")),
     ("Table 6: mixer concatenate", 26.7, None, dict(depth=50, mixer="concat")),
+    # TiedSENet: TiedSE (B=2) before the addition of every tied block; TiedResNeXt: "32x8d" =
+    # 4 splits of 64w with 8-wide groups (Table A.2 names the Table 1 "-S" row so).
+    ("TiedSENet101-S (TiedSE B=2)", 26.4, 5.2, dict(depth=101, variant="S", attention="se", attention_B=2)),
+    ("TiedSENet101 (TiedSE B=2)", 41.8, 9.1, dict(depth=101, attention="se", attention_B=2)),
+    ("TiedResNeXt101-S (4s x 64w, 8 groups/split)", 64.0, 14.6,
+     dict(depth=101, base_width=64, split_groups=8)),
 ]
 
 

@@ -49,6 +49,25 @@ def test_block_shapes_and_default_layout():
     assert TiedBottleneckBlock(256, 256, split_width=32).shortcut is None
 
 
+def test_se_attention_before_the_addition():
+    block = TiedBottleneckBlock(64, 256, split_width=32, attention="se", attention_B=2, norm="BN").eval()
+    assert block.attention.reduce.B == 2 and block.attention.reduce.in_features == 256
+    assert block(torch.zeros(2, 64, 8, 8)).shape == (2, 256, 8, 8)
+    plain = TiedBottleneckBlock(64, 256, split_width=32)
+    assert plain.attention is None
+    added = sum(p.numel() for p in block.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert added == sum(p.numel() for p in block.attention.parameters())
+
+
+def test_split_groups_make_tgc_splits():
+    block = TiedBottleneckBlock(64, 256, split_width=64, split_groups=8, stride=2, norm="BN").eval()
+    assert [(conv.B, conv.groups) for conv in block.split_convs] == [(1, 8), (2, 8), (4, 8), (8, 8)]
+    assert block.split_convs[3].weight.shape == (8, 1, 3, 3)  # 64/8 channels, 8 groups of 1
+    assert block(torch.zeros(2, 64, 16, 16)).shape == (2, 256, 8, 8)
+    narrow = TiedBottleneckBlock(64, 256, split_width=32, split_groups=8)  # 32 / 8 allows B <= 4
+    assert [conv.B for conv in narrow.split_convs] == [1, 2, 4, 4]
+
+
 @pytest.mark.parametrize(
     "splits, width, expected",
     [(4, 32, [1, 2, 4, 8]), (4, 18, [1, 2, 2, 2]), (4, 36, [1, 2, 4, 4]), (2, 48, [1, 2]),
@@ -69,6 +88,9 @@ EXPECTED_PARAMS_M = [
     (dict(depth=50, splits=6, base_width=24), 23.83),
     (dict(depth=50, splits=8, base_width=18), 21.85),
     (dict(depth=50, mixer="concat"), 25.92),
+    (dict(depth=101, variant="S", attention="se", attention_B=2), 22.30),
+    (dict(depth=101, attention="se", attention_B=2), 39.02),
+    (dict(depth=101, base_width=64, split_groups=8), 64.86),
 ]
 
 
@@ -132,6 +154,11 @@ def test_mixer_options():
         (lambda: TiedBottleneckBlock(64, 256, split_width=32, mixer="max"), "mixer='max'"),
         (lambda: TiedBottleneckBlock(64, 256, split_width=3, splits=1), "even"),
         (lambda: TiedBottleneckBlock(64, 256, split_width=0), "must be positive"),
+        (lambda: TiedBottleneckBlock(64, 256, split_width=36, split_groups=8), "split_groups=8"),
+        (lambda: TiedBottleneckBlock(64, 256, split_width=32, split_groups=8, split_blocks=[1, 2, 4, 8]),
+         "8 groups per split"),
+        (lambda: TiedBottleneckBlock(64, 256, split_width=32, attention="gcb"), "attention='gcb'"),
+        (lambda: build_tied_resnet(attention="se", attention_B=3), "B=3"),
         (lambda: build_tied_resnet(depth=34), "depth=34"),
         (lambda: build_tied_resnet(variant="XL"), "variant='XL'"),
         (lambda: build_tied_resnet(freeze_at=6), "freeze_at=6"),

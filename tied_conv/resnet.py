@@ -41,6 +41,23 @@ res4 tied block at (39.4-22.0)/17 = 1.02M (0.59M for -S), about 0.15M more than 
 TiedResNet50 to about 23.7M, not 22.0M: the paper's 50- and 101-layer counts cannot both come
 from one uniform block. We match ResNet-50 (six numbers) and accept 4% / 12% lower counts for
 TiedResNet101 / TiedResNet101-S.
+
+Other Table 1 networks, as options of the same block:
+* TiedSENet (``attention="se"``): a ``TiedSE(out_channels, attention_B)`` on the residual branch
+  before the addition, SENet's placement. The paper gives no B; its TiedSENet101 - TiedResNet101
+  difference, 2.4M for both widths, is what the SE adds. B=2 adds 1.20M (TiedSENet101 39.02M vs
+  41.8, -S 22.30M vs 26.4), B=1 (SE) adds 4.78M (42.60M / 25.87M), B=4 0.31M. We use B=2: a tied
+  SE, as the name says, and the closer increment (1.2M off vs 2.4M off); B=1 totals are closer
+  only because our TiedResNet101 counts are low. Neither matches the paper's +0.4-0.5 GFLOPs (an
+  SE costs < 0.01 GFLOPs).
+* TiedResNeXt (``split_groups``): each split's 3x3 TBC becomes a TGC (Eq. 4) with
+  ``split_groups`` groups, so ResNeXt's cardinality is ``splits * split_groups``; B is lowered
+  until ``B * split_groups`` divides the split width. Table 1's TiedResNeXt101-S (64.0M, 14.6GF),
+  named "TiedResNeXt-101-32x8d" in Table A.2, is matched by 4s x 64w with 8 groups per split
+  (cardinality 32, 8-wide groups as 32x8d): 64.86M / 13.47GF. The text's -S widths, 4s x 36w,
+  give 35-43M for any group count (and cannot hold 8-wide groups).
+* TiedResNeSt (ResNeSt's split-attention block with all 3x3 as B=2 TBCs) is a different block
+  (radix convs, attention FCs, avg-pool downsampling) and is not implemented.
 """
 from typing import Optional, Sequence
 
@@ -55,21 +72,25 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from detectron2.modeling.backbone.resnet import BasicStem, CNNBlockBase, ResNet
 from fvcore.nn import weight_init
 
+from .attention import TiedSE
 from .layers import TiedBlockConv2d
 
 TIED_RESNET_BLOCKS_PER_STAGE = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 TIED_RESNET_VARIANT_BASE_WIDTH = {"default": 32, "S": 18}
 MIXERS = ("sum", "concat")
 ENTRY_BLOCKS = 2
+# Attention on the residual branch before the addition (TiedSENet: SE's placement in SENet).
+ATTENTION_MODULES = {"se": TiedSE}
 
 
-def default_split_blocks(splits: int, split_width: int) -> list:
+def default_split_blocks(splits: int, split_width: int, groups: int = 1) -> list:
     """The paper's B = 1, 2, 4, 8 for four splits, repeated for more splits (1, 2, 4, 8, 1, 2, ...);
-    each B is lowered to the largest power of two dividing ``split_width`` (18-wide splits)."""
+    each B is lowered to the largest power of two such that ``B * groups`` divides ``split_width``
+    (18-wide splits; ``groups``: the TGC groups of each split, 1 for TBC)."""
     blocks = []
     for index in range(splits):
         B = 2 ** (index % 4)
-        while split_width % B:
+        while B > 1 and split_width % (B * groups):
             B //= 2
         blocks.append(B)
     return blocks
@@ -78,7 +99,8 @@ def default_split_blocks(splits: int, split_width: int) -> list:
 class TiedBottleneckBlock(CNNBlockBase):
     """Tied bottleneck (paper Fig. 4a, see the module docstring for the reading of the paper):
     TBC(B=2) 1x1 entry -> ``splits`` 3x3 TBCs on channel slices -> mixer -> standard 1x1 exit,
-    plus detectron2's residual shortcut."""
+    plus detectron2's residual shortcut. ``split_groups > 1`` makes the 3x3 TBCs TGCs (TiedResNeXt,
+    Fig. 4b); ``attention="se"`` adds a TiedSE before the addition (TiedSENet)."""
 
     def __init__(
         self,
@@ -91,6 +113,9 @@ class TiedBottleneckBlock(CNNBlockBase):
         mixer: str = "sum",
         stride: int = 1,
         norm="BN",
+        split_groups: int = 1,
+        attention: Optional[str] = None,
+        attention_B: int = 1,
     ):
         """
         Args:
@@ -101,25 +126,36 @@ class TiedBottleneckBlock(CNNBlockBase):
             mixer: "sum" (the paper's default) or "concat": what the mixer reads.
             stride: stride of the 3x3 splits and the shortcut (detectron2's stride_in_1x1=False).
             norm: any of detectron2's ``get_norm`` names or a callable, for every conv.
+            split_groups: groups of each split's 3x3, which becomes a TGC (paper Eq. 4; ResNeXt's
+                cardinality is ``splits * split_groups``). 1: TBCs (TiedResNet).
+            attention: None or "se": a ``TiedSE(out_channels, attention_B)`` scales the residual
+                branch before the addition (TiedSENet).
+            attention_B: B of the attention module's tied layers (1: the SE module).
         """
         super().__init__(in_channels, out_channels, stride)
         if splits < 1 or split_width < 1:
             raise ValueError(f"splits={splits} and split_width={split_width} must be positive")
         if mixer not in MIXERS:
             raise ValueError(f"mixer={mixer!r} is not one of {MIXERS}")
+        if split_groups < 1 or split_width % split_groups:
+            raise ValueError(
+                f"split_groups={split_groups} must be a positive divisor of split_width={split_width}"
+            )
+        if attention is not None and attention not in ATTENTION_MODULES:
+            raise ValueError(f"attention={attention!r} is not one of {[None, *ATTENTION_MODULES]}")
         if split_blocks is None:
-            split_blocks = default_split_blocks(splits, split_width)
+            split_blocks = default_split_blocks(splits, split_width, split_groups)
         if len(split_blocks) != splits:
             raise ValueError(
                 f"split_blocks={list(split_blocks)} gives {len(split_blocks)} B values for "
                 f"splits={splits}: give one B per split"
             )
         for index, B in enumerate(split_blocks):
-            if B < 1 or split_width % B:
+            if B < 1 or split_width % (B * split_groups):
                 raise ValueError(
-                    f"split {index} has B={B}, which does not divide its {split_width} channels: "
-                    f"use a B dividing {split_width} or split_blocks=None (the paper's pattern "
-                    "lowered to divisors)"
+                    f"split {index} has B={B}, which with {split_groups} groups per split does not "
+                    f"divide its {split_width} channels: use B * groups dividing {split_width} or "
+                    "split_blocks=None (the paper's pattern lowered to divisors)"
                 )
         width = splits * split_width
         if in_channels % ENTRY_BLOCKS or width % ENTRY_BLOCKS:
@@ -133,7 +169,8 @@ class TiedBottleneckBlock(CNNBlockBase):
         self.entry = TiedBlockConv2d(in_channels, width, 1, bias=False, B=ENTRY_BLOCKS)
         self.entry_norm = get_norm(norm, width)
         self.split_convs = nn.ModuleList(
-            TiedBlockConv2d(split_width, split_width, 3, stride=stride, padding=1, bias=False, B=B)
+            TiedBlockConv2d(split_width, split_width, 3, stride=stride, padding=1,
+                            groups=split_groups, bias=False, B=B)
             for B in split_blocks
         )
         # One norm over the concatenated splits: per-channel norms (BN) are the same as one per
@@ -142,6 +179,9 @@ class TiedBottleneckBlock(CNNBlockBase):
         mixer_in = split_width if mixer == "sum" else width
         self.mixer = Conv2d(mixer_in, width, 1, bias=False, norm=get_norm(norm, width))
         self.exit = Conv2d(width, out_channels, 1, bias=False, norm=get_norm(norm, out_channels))
+        self.attention = (
+            None if attention is None else ATTENTION_MODULES[attention](out_channels, B=attention_B)
+        )
         if in_channels != out_channels or stride != 1:
             self.shortcut = Conv2d(
                 in_channels, out_channels, 1, stride=stride, bias=False,
@@ -164,6 +204,8 @@ class TiedBottleneckBlock(CNNBlockBase):
             fused = out
         out = F.relu_(out + self.mixer(fused))
         out = self.exit(out)
+        if self.attention is not None:
+            out = self.attention(out)
         out = out + (x if self.shortcut is None else self.shortcut(x))
         return F.relu_(out)
 
@@ -184,6 +226,9 @@ def make_tied_resnet_stages(
     in_channels: int = 64,
     split_blocks: Optional[Sequence[int]] = None,
     width: float = 1.0,
+    split_groups: int = 1,
+    attention: Optional[str] = None,
+    attention_B: int = 1,
 ) -> list:
     """The four stages (res2..res5) of TiedResNet-``depth``, like ``ResNet.make_default_stages``.
 
@@ -191,6 +236,9 @@ def make_tied_resnet_stages(
     "default" (4s x 32w), 18 for "S" (4s x 18w). ``in_channels`` is the stem's out_channels.
     ``width`` scales every stage's channels and split widths (1.0: the paper's network; the
     CPU configs use 0.25, like ``projects.common.modeling.scaled_resnet_stages`` for ResNet).
+    ``split_groups``, ``attention`` and ``attention_B`` go to every ``TiedBottleneckBlock``:
+    TiedResNeXt (e.g. base_width=64, split_groups=8: "4s x 64w", cardinality 32) and TiedSENet
+    (attention="se").
     """
     if width <= 0:
         raise ValueError(f"width={width} must be positive")
@@ -215,6 +263,9 @@ def make_tied_resnet_stages(
                 split_blocks=split_blocks,
                 mixer=mixer,
                 norm=norm,
+                split_groups=split_groups,
+                attention=attention,
+                attention_B=attention_B,
             )
         )
         in_channels = out_channels
@@ -234,18 +285,23 @@ def build_tied_resnet(
     in_channels: int = 3,
     split_blocks: Optional[Sequence[int]] = None,
     width: float = 1.0,
+    split_groups: int = 1,
+    attention: Optional[str] = None,
+    attention_B: int = 1,
 ) -> ResNet:
     """TiedResNet as a detectron2 ``ResNet`` backbone: same stem and output names, strides and
     channels (res2..res5: 256..2048 at strides 4..32) as detectron2's ResNet, so LazyConfig FPN
     models only swap ``bottom_up``. ``stem_norm`` defaults to ``norm``; ``freeze_at`` as
     detectron2's ``ResNet.freeze`` (0: nothing, 1: stem, 2: stem + res2, ...). ``width`` scales
-    the stem and every stage (channels then differ from ResNet's by that factor)."""
+    the stem and every stage (channels then differ from ResNet's by that factor); ``split_groups``,
+    ``attention``, ``attention_B``: see ``make_tied_resnet_stages`` (TiedResNeXt, TiedSENet)."""
     if not 0 <= freeze_at <= 5:
         raise ValueError(f"freeze_at={freeze_at} must be in 0..5 (stem + 4 stages)")
     stem_channels = int(round(64 * width))
     stages = make_tied_resnet_stages(  # first: it validates the arguments
         depth, variant=variant, splits=splits, base_width=base_width, mixer=mixer, norm=norm,
         in_channels=stem_channels, split_blocks=split_blocks, width=width,
+        split_groups=split_groups, attention=attention, attention_B=attention_B,
     )
     stem = BasicStem(in_channels=in_channels, out_channels=stem_channels,
                      norm=norm if stem_norm is None else stem_norm)
