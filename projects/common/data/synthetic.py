@@ -18,7 +18,9 @@ Occlusion: instances are painted in order, each over the earlier ones. Annotatio
 ``spec.min_visible_area`` visible pixels (or none that forms a polygon) is removed from the
 scene entirely, so no unannotated fragment is left in the image. Each COCO image entry also has
 ``occlusion_ratio`` = (sum over instance pairs of the overlap of their full shapes) / (sum of the
-full-shape areas), Eq. 5 of the Tied Block Convolution paper.
+full-shape areas): a statistic of how the generator placed the shapes. The occlusion ratio the
+evaluator buckets images by (paper 002, Eq. 5) is measured on the ground-truth boxes instead, by
+``projects.common.evaluation.box_occlusion_ratio``.
 
 Everything is a pure function of the spec: each image draws from a random generator seeded by
 (spec.seed, split, index), so the same spec always gives identical files.
@@ -539,7 +541,8 @@ def _remove_hidden(
 
 
 def _occlusion_ratio(shapes: List[_Shape]) -> float:
-    """Sum of pairwise overlaps of the full shapes over the sum of their areas (TBC, Eq. 5)."""
+    """Sum of pairwise overlaps of the full shapes over the sum of their areas (a placement
+    statistic; see the module docstring for the evaluator's box-based ratio)."""
     total_area = sum(shape.area for shape in shapes)
     if total_area == 0:
         return 0.0
