@@ -72,10 +72,13 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from detectron2.modeling.backbone.resnet import BasicStem, CNNBlockBase, ResNet
 from fvcore.nn import weight_init
 
+from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
+
 from .attention import TiedSE
 from .layers import TiedBlockConv2d
 
-TIED_RESNET_BLOCKS_PER_STAGE = {50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+# the bottleneck depths of ResNet
+TIED_RESNET_BLOCKS_PER_STAGE = {depth: RESNET_BLOCKS_PER_STAGE[depth] for depth in (50, 101, 152)}
 TIED_RESNET_VARIANT_BASE_WIDTH = {"default": 32, "S": 18}
 MIXERS = ("sum", "concat")
 ENTRY_BLOCKS = 2

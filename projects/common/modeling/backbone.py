@@ -3,7 +3,8 @@ from typing import Dict, List, Optional
 
 from detectron2.modeling.backbone.resnet import BasicBlock, BottleneckBlock, ResNet
 
-_BLOCKS_PER_STAGE = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
+# blocks in res2..res5 of ResNet-{depth} (He et al. 2016; detectron2's make_default_stages)
+RESNET_BLOCKS_PER_STAGE = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
 def scaled_resnet_stages(depth: int, width: float = 1.0, stem_channels: int = 64,
@@ -16,8 +17,8 @@ def scaled_resnet_stages(depth: int, width: float = 1.0, stem_channels: int = 64
     ``stage_overrides`` maps a stage name ("res2".."res5") to extra block kwargs for that stage,
     ``block_class`` included (e.g. blocks with a context module in res3-res5 only).
     """
-    if depth not in _BLOCKS_PER_STAGE:
-        raise ValueError(f"depth={depth} is not one of {sorted(_BLOCKS_PER_STAGE)}")
+    if depth not in RESNET_BLOCKS_PER_STAGE:
+        raise ValueError(f"depth={depth} is not one of {sorted(RESNET_BLOCKS_PER_STAGE)}")
     if width <= 0:
         raise ValueError(f"width={width} must be positive")
     basic = depth < 50
@@ -28,7 +29,7 @@ def scaled_resnet_stages(depth: int, width: float = 1.0, stem_channels: int = 64
     if unknown:
         raise ValueError(f"stage_overrides has unknown stages {unknown}: use res2..res5")
     stages = []
-    stage_specs = zip(_BLOCKS_PER_STAGE[depth], [1, 2, 2, 2], in_channels, out_channels)
+    stage_specs = zip(RESNET_BLOCKS_PER_STAGE[depth], [1, 2, 2, 2], in_channels, out_channels)
     for stage_index, (num_blocks, stride, in_c, out_c) in enumerate(stage_specs, start=2):
         kwargs = dict(block_kwargs)
         if not basic:
