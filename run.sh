@@ -4,6 +4,7 @@
 # (tools/install_detectron2.py) and this repo installed editable. It is redone only when
 # requirements.txt, setup.py or the detectron2 installer change, so later calls are fast.
 #
+#   ./run.sh dap [ARGS]       the main job: the whole DAP workflow on the synthetic data (~10 min)
 #   ./run.sh smoke            train + evaluate the smoke config on the embedded synthetic data
 #   ./run.sh test [ARGS]      run the test suite (pytest ARGS)
 #   ./run.sh train ARGS       python train_net.py ARGS
@@ -42,9 +43,10 @@ command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
   setup) setup ;;
+  dap) setup; exec "$VENV/bin/python" -m dap.workflow "$@" ;;
   smoke) setup; exec "$VENV/bin/python" train_net.py --config-file configs/smoke/faster_rcnn_R18_FPN_synthetic.py "$@" ;;
   test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
   train) setup; exec "$VENV/bin/python" train_net.py "$@" ;;
   python) setup; exec "$VENV/bin/python" "$@" ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

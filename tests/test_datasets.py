@@ -93,8 +93,13 @@ def test_synthetic_datasets_are_generated_on_first_use(tmp_path, prefix):
 
     classification = get_classification_dataset_dicts([f"{prefix}_cls_train", f"{prefix}_cls_val"])
     assert len(classification) == 3 * (2 + 1)
-    assert set(classification[0]) == {"file_name", "image_id", "class_id", "height", "width"}
+    assert set(classification[0]) == {"file_name", "image_id", "class_id", "height", "width", "annotations"}
     assert [record["class_id"] for record in classification[:6]] == [0, 0, 1, 1, 2, 2]
+    for record in classification:  # the real boxes: the labelled shape, whole, plus visible distractors
+        labelled = [a for a in record["annotations"] if a["category_id"] == record["class_id"]]
+        assert len(labelled) == 1
+        x, y, w, h = labelled[0]["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= 24 and y + h <= 24 and w * h > 0
     assert classification[2]["image_id"] == "ring/ring_00000"
     assert all(record["height"] == record["width"] == 24 for record in classification)
 

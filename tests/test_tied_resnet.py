@@ -1,21 +1,15 @@
-"""TiedResNet backbones (tied_conv.resnet) and classifier -> detector weight conversion
-(tied_conv.checkpoint): shapes, parameter counts, freezing, options, errors, builders."""
-import os
-
+"""TiedResNet backbones (tied_conv.resnet): shapes, parameter counts, freezing, options, errors,
+builders. The classifier -> detector conversion is tested in test_common_checkpoint.py."""
 import pytest
 import torch
 
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import LazyCall as L
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from detectron2.config import get_cfg
 from detectron2.layers import FrozenBatchNorm2d, ShapeSpec
 from detectron2.modeling import build_backbone
 from detectron2.modeling.backbone import BasicStem, ResNet
 from fvcore.nn import parameter_count
 
 from benchmarks.tied_resnet_complexity import classification_model, complexity
-from projects.common.modeling import ImageClassifier
-from tied_conv import checkpoint as tied_checkpoint
 from tied_conv.resnet import (
     TiedBottleneckBlock,
     add_tied_resnet_config,
@@ -23,7 +17,6 @@ from tied_conv.resnet import (
     default_split_blocks,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_STAGES = ("res2", "res3", "res4", "res5")
 # A narrow TiedResNet50 (2 splits of 8 channels in res2) for tests that do not need the real size.
 SMALL = dict(depth=50, splits=2, base_width=8)
@@ -214,37 +207,3 @@ def test_registry_builder_errors():
     cfg.MODEL.RESNETS.NUM_GROUPS = 32
     with pytest.raises(ValueError, match="NUM_GROUPS=32"):
         build_backbone(cfg)
-
-
-def test_classifier_checkpoint_loads_into_faster_rcnn_fpn(tmp_path):
-    torch.manual_seed(0)
-    classifier = ImageClassifier(
-        backbone=build_tied_resnet(**SMALL, norm="BN", freeze_at=0),
-        in_feature="res5", num_classes=5, pixel_mean=[0.0] * 3, pixel_std=[1.0] * 3,
-    )
-    classifier([{"image": torch.rand(3, 64, 64) * 255, "class_id": i} for i in range(2)])  # moves BN stats
-    DetectionCheckpointer(classifier, save_dir=str(tmp_path)).save("classifier")
-    converted_path = str(tmp_path / "detector_init.pth")
-    tied_checkpoint.main(["--input", str(tmp_path / "classifier.pth"), "--output", converted_path, "--fpn"])
-
-    cfg = LazyConfig.load(os.path.join(REPO, "configs/common/models/faster_rcnn_fpn.py"))
-    cfg.model.backbone.bottom_up = L(build_tied_resnet)(**SMALL, norm="FrozenBN", out_features=ALL_STAGES)
-    detector = instantiate(cfg.model)
-    DetectionCheckpointer(detector).load(converted_path)
-
-    source = classifier.backbone.state_dict()
-    loaded = detector.backbone.bottom_up.state_dict()
-    assert set(loaded) <= set(source), "every bottom-up weight comes from the classifier"
-    for key, value in loaded.items():
-        assert torch.equal(value, source[key]), key
-    saved = torch.load(converted_path, weights_only=False)["model"]
-    assert not any(key.startswith("fc.") for key in saved)
-    assert all(key.startswith("backbone.bottom_up.") for key in saved)
-
-
-def test_conversion_without_fpn_and_bad_input():
-    state = {"backbone.stem.conv1.weight": torch.ones(1), "fc.weight": torch.ones(1), "fc.bias": torch.ones(1)}
-    converted = tied_checkpoint.classifier_to_detection_state_dict(state, fpn=False)
-    assert set(converted) == {"backbone.stem.conv1.weight"}
-    with pytest.raises(ValueError, match="ImageClassifier checkpoint"):
-        tied_checkpoint.classifier_to_detection_state_dict({"fc.weight": torch.ones(1)}, fpn=True)

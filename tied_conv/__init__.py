@@ -1,6 +1,5 @@
 """Tied Block Convolution (paper 002): TBC/TGC/TFC layers and the tied networks built from them."""
 from .attention import TiedGCB, TiedSE
-from .checkpoint import classifier_to_detection_state_dict, convert_classifier_checkpoint
 from .context import ContextBottleneckBlock, context_resnet_stages
 from .layers import TiedBlockConv2d, TiedLinear
 from .resnet import (
@@ -29,6 +28,4 @@ __all__ = [
     "build_tied_resnet_backbone",
     "build_tied_resnet_fpn_backbone",
     "build_retinanet_tied_resnet_fpn_backbone",
-    "classifier_to_detection_state_dict",
-    "convert_classifier_checkpoint",
 ]

@@ -2,7 +2,7 @@
 """Run a trained model of any config on images or folders and save the predictions drawn as PNGs.
 
     python tools/demo.py --config-file configs/smoke/faster_rcnn_R18_FPN_synthetic.py \
-        --input datasets/synthetic_shapes_v1/JPEGImages --output output/demo \
+        --input datasets/synthetic_shapes_v2/JPEGImages --output output/demo \
         --opts train.init_checkpoint=output/smoke_faster_rcnn_R18_FPN_synthetic/model_final.pth
 """
 import argparse

@@ -3,7 +3,7 @@ detectron2's 2x schedule (180k iterations; the paper's "LS=2x" in MMDetection is
 
 Backbones start from an ImageNet-trained TiedResNet classifier of
 imagenet_cls_tied_resnet50.py, converted for detection with
-``python -m tied_conv.checkpoint --input <classifier>/model_final.pth --output <file> --fpn``
+``python -m projects.common.checkpoint --input <classifier>/model_final.pth --output <file> --fpn``
 and passed as ``train.init_checkpoint=<file>``.
 """
 from ..common.data.coco import dataloader

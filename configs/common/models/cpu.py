@@ -11,14 +11,18 @@ from detectron2.layers import ShapeSpec
 from projects.common.modeling import scaled_resnet_stages
 
 
+def shrink_resnet(resnet, depth=18, width=0.5, norm="BN"):
+    """A detectron2 ``ResNet`` config made ResNet-``depth`` at ``width`` x the usual channels with
+    ``norm``: the CPU detectors' bottom-up, and classifiers whose weights must fit it."""
+    stem_channels = int(64 * width)
+    resnet.stem.update(out_channels=stem_channels, norm=norm)
+    resnet.stages = L(scaled_resnet_stages)(depth=depth, width=width, stem_channels=stem_channels, norm=norm)
+
+
 def shrink_resnet_fpn(backbone, depth=18, width=0.5, fpn_channels=128, norm="BN"):
     """ResNet-``depth`` bottom-up at ``width`` x the usual channels with trainable ``norm``,
     and an FPN of ``fpn_channels``."""
-    stem_channels = int(64 * width)
-    backbone.bottom_up.stem.update(out_channels=stem_channels, norm=norm)
-    backbone.bottom_up.stages = L(scaled_resnet_stages)(
-        depth=depth, width=width, stem_channels=stem_channels, norm=norm
-    )
+    shrink_resnet(backbone.bottom_up, depth, width, norm)
     backbone.out_channels = fpn_channels
     if "in_channels" in backbone.top_block:  # RetinaNet's P6/P7 are computed from res5
         backbone.top_block.in_channels = int((512 if depth < 50 else 2048) * width)

@@ -28,6 +28,7 @@ from detectron2.data import get_detection_dataset_dicts as _detectron2_get_detec
 from detectron2.data.build import check_metadata_consistency
 from detectron2.data.datasets import load_coco_json, register_pascal_voc
 from detectron2.data.datasets.pascal_voc import load_voc_instances
+from detectron2.structures import BoxMode
 
 from .synthetic import (
     CLASSIFICATION_DIR,
@@ -36,6 +37,7 @@ from .synthetic import (
     PRESETS,
     SPLITS,
     SyntheticSpec,
+    classification_json_path,
     coco_json_path,
     ensure_generated,
     synthetic_dataset_dir,
@@ -84,13 +86,29 @@ def _load_synthetic_voc(spec: SyntheticSpec, dataset_dir: str, split: str) -> Li
 
 
 def _load_synthetic_classification(spec: SyntheticSpec, dataset_dir: str, split: str) -> List[dict]:
+    """Classification dicts that also carry the boxes of the image's shapes as ``annotations``
+    (detectron2 format), for scoring weakly supervised localisation; classifiers ignore them."""
     ensure_generated(spec, dataset_dir)
     dataset_dicts, _ = load_image_folder(
         os.path.join(dataset_dir, CLASSIFICATION_DIR, split), spec.class_names
     )
+    with open(classification_json_path(dataset_dir, split)) as f:
+        coco = json.load(f)
+    file_names = {image["id"]: image["file_name"] for image in coco["images"]}
+    annotations = {file_name: [] for file_name in file_names.values()}
+    for annotation in coco["annotations"]:
+        annotations[file_names[annotation["image_id"]]].append(
+            {
+                "bbox": annotation["bbox"],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": annotation["category_id"] - 1,
+                "iscrowd": 0,
+            }
+        )
     size = spec.classification_image_size  # every generated classification image is square
     for record in dataset_dicts:
-        record.update(height=size, width=size)
+        file_name = record["image_id"] + ".jpg"  # image_id is "<class>/<file stem>"
+        record.update(height=size, width=size, annotations=annotations[file_name])
     return dataset_dicts
 
 
@@ -217,6 +235,10 @@ def _unknown_dataset_message(name: str) -> str:
 
 
 def _missing_dataset_message(name: str, key: str, path: str) -> str:
+    absolute = "" if os.path.isabs(path) else f" (absolute: {os.path.abspath(path)})"
+    made_by_us = MetadataCatalog.get(name).get("missing_file_hint")  # files a tool of ours writes
+    if made_by_us:
+        return f"Dataset {name!r} is not on disk: its {key} {path!r}{absolute} does not exist. {made_by_us}"
     root = datasets_root()
     hint = next(
         (text.format(root=root) for prefix, text in _DOWNLOAD_HINTS if name.startswith(prefix)),
@@ -228,7 +250,6 @@ def _missing_dataset_message(name: str, key: str, path: str) -> str:
         if env is not None
         else (f"DETECTRON2_DATASETS is not set, so datasets are looked for in ./datasets under {os.getcwd()}")
     )
-    absolute = "" if os.path.isabs(path) else f" (absolute: {os.path.abspath(path)})"
     return (
         f"Dataset {name!r} is not on disk: its {key} {path!r}{absolute} does not exist; {env_text}. "
         f"{hint}, or set DETECTRON2_DATASETS to the folder that holds it. To run without downloads "
@@ -240,7 +261,8 @@ def _missing_dataset_message(name: str, key: str, path: str) -> str:
 def check_dataset_available(name: str) -> None:
     """
     Raise KeyError (with close matches) if ``name`` is not registered, FileNotFoundError naming
-    the path if its files (metadata json_file / image_root / dirname) are missing. Synthetic
+    the path if its files (metadata json_file / image_root / dirname) are missing, with the
+    metadata's ``missing_file_hint`` as the fix when the dataset's registration gives one. Synthetic
     datasets are generated here if needed, so their json_file exists for evaluators afterwards.
     """
     if name not in DatasetCatalog.list():
@@ -322,12 +344,45 @@ def get_classification_dataset_dicts(names: Union[str, Sequence[str]]) -> List[d
     return list(itertools.chain.from_iterable(dataset_dicts))
 
 
+def register_dataset_union(name: str, names: Sequence[str]) -> str:
+    """
+    Register ``name`` as the concatenation of the detection datasets ``names`` (e.g. VOC07+12
+    trainval as one dataset, for k-shot sampling); they must have the same ``thing_classes``,
+    checked when it is loaded. Registering the same union again is a no-op. Returns ``name``.
+    """
+    names = tuple(names)
+    if name in _DATASET_UNIONS:
+        if _DATASET_UNIONS[name] == names:
+            return name
+        raise ValueError(f"{name!r} is already the union of {_DATASET_UNIONS[name]}, not {names}: use another name")
+    if name in DatasetCatalog.list():
+        raise ValueError(f"dataset name {name!r} is already taken: choose another name for the union of {names}")
+
+    def load() -> List[dict]:
+        dicts = get_detection_dataset_dicts(list(names), filter_empty=False)  # checks thing_classes
+        if MetadataCatalog.get(name).get("thing_classes") is None:
+            MetadataCatalog.get(name).set(thing_classes=MetadataCatalog.get(names[0]).thing_classes)
+        return dicts
+
+    DatasetCatalog.register(name, load)
+    for key in ("thing_classes", "evaluator_type"):
+        value = MetadataCatalog.get(names[0]).get(key)
+        if value is not None:
+            MetadataCatalog.get(name).set(**{key: value})
+    _DATASET_UNIONS[name] = names
+    return name
+
+
+_DATASET_UNIONS: Dict[str, Tuple[str, ...]] = {}  # union name -> its datasets
+
+
 def _register_defaults() -> None:
     root = datasets_root()
     for prefix, spec in PRESETS.items():
         register_synthetic_dataset(prefix, spec, root)
     for split in SPLITS:
         register_imagenet_folder(f"imagenet_{split}", os.path.join(root, "imagenet", split))
+    register_dataset_union("voc_0712_trainval", ("voc_2007_trainval", "voc_2012_trainval"))
 
 
 _register_defaults()

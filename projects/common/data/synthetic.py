@@ -5,12 +5,13 @@ Detection images show several textured shapes of distinct classes on cluttered b
 small objects and controllable overlap; a classification split shows one dominant shape per
 image. One dataset folder holds every format the projects read::
 
-    <dataset_dir>/                      e.g. <DETECTRON2_DATASETS>/synthetic_shapes_v1
+    <dataset_dir>/                      e.g. <DETECTRON2_DATASETS>/synthetic_shapes_v2
         JPEGImages/{train,val}_NNNNNN.jpg       all detection images
         Annotations/{train,val}_NNNNNN.xml      Pascal VOC boxes (detectron2's load_voc_instances)
         ImageSets/Main/{train,val}.txt          VOC file ids (= image file stems)
         annotations/instances_{train,val}.json  COCO boxes + polygon masks (load_coco_json)
         classification/{train,val}/<class>/<class>_NNNNN.jpg   ImageNet folder layout
+        classification/instances_{train,val}.json  COCO boxes of the classification images
         VERSION.json                            {"generator_version": ..., "spec": {...}}
 
 Occlusion: instances are painted in order, each over the earlier ones. Annotations describe the
@@ -42,9 +43,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump whenever the files generated for a given spec change: the version is part of the dataset
-folder name and of VERSION.json, so data made by an older generator is never loaded as new."""
+folder name and of VERSION.json, so data made by an older generator is never loaded as new.
+Version 2 added the classification images' boxes (their pixels are those of version 1)."""
 
 SPLITS = ("train", "val")
 IMAGE_DIR = "JPEGImages"
@@ -180,6 +182,11 @@ def synthetic_dataset_dir(root: str, prefix: str) -> str:
 
 def coco_json_path(dataset_dir: str, split: str) -> str:
     return os.path.join(dataset_dir, "annotations", f"instances_{split}.json")
+
+
+def classification_json_path(dataset_dir: str, split: str) -> str:
+    """COCO boxes of the classification images (file names relative to classification/<split>)."""
+    return os.path.join(dataset_dir, CLASSIFICATION_DIR, f"instances_{split}.json")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,8 +567,13 @@ def render_detection_image(spec: SyntheticSpec, split: str, index: int) -> Rende
     return RenderedImage(_add_noise_and_quantise(image, rng), instances, _occlusion_ratio(shapes))
 
 
-def render_classification_image(spec: SyntheticSpec, split: str, class_index: int, index: int) -> np.ndarray:
-    """One dominant shape of class ``class_index`` over clutter and smaller shapes of other classes."""
+def render_classification_image(spec: SyntheticSpec, split: str, class_index: int, index: int) -> RenderedImage:
+    """
+    One dominant shape of class ``class_index`` over clutter and smaller shapes of other classes.
+
+    The instances annotate what is visible of every shape (the dominant one, painted last, is
+    always whole); classification ignores them, weakly supervised localisation is scored on them.
+    """
     rng = _rng(spec.seed, f"{CLASSIFICATION_DIR}/{split}", class_index, index)
     size = spec.classification_image_size
     image = _cluttered_background(size, size, rng)
@@ -574,13 +586,20 @@ def render_classification_image(spec: SyntheticSpec, split: str, class_index: in
     objects.append(
         (class_index, size / 2 + rng.uniform(-0.08, 0.08, 2) * size, size * rng.uniform(0.25, 0.42))
     )
+    shapes = []
     for object_class, center, radius in objects:  # the dominant shape last, on top
         name = spec.class_names[object_class]
         shape = _make_shape(
             name, object_class, _clamp_center(center, radius, size, size), radius, size, size, rng
         )
         _paint(image, shape, name, rng)
-    return _add_noise_and_quantise(image, rng)
+        shapes.append(shape)
+    instances = [
+        instance
+        for shape, visible in zip(shapes, _visible_masks(shapes))
+        if (instance := _visible_instance(shape, visible, min_visible_area=1)) is not None
+    ]
+    return RenderedImage(_add_noise_and_quantise(image, rng), instances, _occlusion_ratio(shapes))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -666,14 +685,43 @@ def _write_detection_split(
 
 
 def _write_classification_split(spec: SyntheticSpec, out_dir: str, split: str, progress) -> None:
+    """Images in ImageNet folder layout, and their boxes in ``classification/instances_<split>.json``
+    (COCO; ``file_name`` relative to ``classification/<split>``)."""
     per_class = spec.classification_train_per_class if split == "train" else spec.classification_val_per_class
+    images, annotations = [], []
     for class_index, name in enumerate(spec.class_names):
         class_dir = os.path.join(out_dir, CLASSIFICATION_DIR, split, name)
         os.makedirs(class_dir)
         for index in range(per_class):
-            image = render_classification_image(spec, split, class_index, index)
-            _write_jpeg(os.path.join(class_dir, f"{name}_{index:05d}.jpg"), image)
+            rendered = render_classification_image(spec, split, class_index, index)
+            file_name = f"{name}/{name}_{index:05d}.jpg"
+            _write_jpeg(os.path.join(out_dir, CLASSIFICATION_DIR, split, file_name), rendered.image)
+            image_id = len(images) + 1
+            size = spec.classification_image_size
+            images.append({"id": image_id, "file_name": file_name, "height": size, "width": size, "class_id": class_index})
+            for instance in rendered.instances:
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": instance.class_index + 1,
+                        "bbox": [float(value) for value in instance.bbox],
+                        "area": instance.area,
+                        "segmentation": instance.polygons,
+                        "iscrowd": 0,
+                    }
+                )
             progress.update()
+    coco = {
+        "info": {"description": f"synthetic shapes classification, generator v{GENERATOR_VERSION}", "split": split},
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(spec.class_names)
+        ],
+    }
+    with open(classification_json_path(out_dir, split), "w") as f:
+        json.dump(coco, f, separators=(",", ":"))
 
 
 def _version_stamp(spec: SyntheticSpec) -> dict:

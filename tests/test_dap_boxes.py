@@ -1,0 +1,120 @@
+"""dap.boxes_from_cam on hand-made CAMs with known answers."""
+import math
+
+import numpy as np
+import pytest
+
+from dap import boxes_from_cam
+
+
+def _blank(height=12, width=16):
+    return np.zeros((height, width))
+
+
+def test_uniform_rectangle_gives_exactly_its_box():
+    cam = _blank()
+    cam[2:6, 3:10] = 1.0  # rows 2..5, columns 3..9: pixels cover [3, 10) x [2, 6)
+    boxes = boxes_from_cam(cam)
+    np.testing.assert_allclose(boxes, [[3, 2, 10, 6]], atol=1e-9)  # 4 thresholds, merged by NMS
+
+
+def test_single_pixel_is_a_unit_box():
+    cam = _blank()
+    cam[4, 7] = 5.0
+    np.testing.assert_allclose(boxes_from_cam(cam), [[7, 4, 8, 5]], atol=1e-9)
+
+
+def test_cam_weighted_moments_match_hand_computation():
+    cam = np.array([[0.0, 0.5, 1.0, 0.0]])  # already in [0, 1]
+    boxes = boxes_from_cam(cam, thresholds=(0.2,))
+    centres, weights = np.array([1.5, 2.5]), np.array([0.5, 1.0])
+    mean = (weights @ centres) / weights.sum()
+    variance = (weights @ (centres - mean) ** 2) / weights.sum() + 1 / 12
+    half_width = math.sqrt(12 * variance) / 2
+    np.testing.assert_allclose(boxes, [[mean - half_width, 0.0, mean + half_width, 1.0]], atol=1e-9)
+    uniform = boxes_from_cam(cam, thresholds=(0.2,), weighting="uniform")
+    np.testing.assert_allclose(uniform, [[1, 0, 3, 1]], atol=1e-9)
+
+
+def test_small_components_are_dropped_relative_to_the_largest():
+    cam = _blank()
+    cam[1:5, 1:5] = 1.0  # 16 pixels
+    cam[8:10, 10:13] = 1.0  # 6 pixels < 0.5 * 16
+    np.testing.assert_allclose(boxes_from_cam(cam, thresholds=(0.5,)), [[1, 1, 5, 5]])
+    both = boxes_from_cam(cam, thresholds=(0.5,), min_area_ratio=0.3)
+    np.testing.assert_allclose(both, [[1, 1, 5, 5], [10, 8, 13, 10]])  # larger first
+    capped = boxes_from_cam(cam, thresholds=(0.5,), min_area_ratio=0.3, max_components_per_threshold=1)
+    np.testing.assert_allclose(capped, [[1, 1, 5, 5]])
+
+
+def test_connectivity_option():
+    cam = _blank()
+    cam[2:4, 2:4] = 1.0
+    cam[4:6, 4:6] = 1.0  # touches the first square only at a corner
+    assert len(boxes_from_cam(cam, thresholds=(0.5,), connectivity=4)) == 2
+    np.testing.assert_allclose(boxes_from_cam(cam, thresholds=(0.5,), connectivity=8), [[2, 2, 6, 6]], atol=1.0)
+
+
+def test_component_area_option_pixels_vs_bounding_rectangle():
+    cam = _blank(12, 12)
+    cam[0:3, 0:3] = 1.0  # 9 pixels, rectangle 9
+    for i in range(5):
+        cam[6 + i, 6 + i] = 1.0  # diagonal: 5 pixels, rectangle 25 (one component with 8-connectivity)
+    by_pixels = boxes_from_cam(cam, thresholds=(0.5,), connectivity=8, component_area="pixels")
+    assert len(by_pixels) == 2  # 5 >= 0.5 * 9
+    by_rectangle = boxes_from_cam(cam, thresholds=(0.5,), connectivity=8, component_area="rectangle")
+    assert len(by_rectangle) == 1  # 9 < 0.5 * 25: the square is dropped
+    assert by_rectangle[0][0] >= 6
+
+
+def test_thresholds_pool_nested_boxes_and_nms_merges_near_duplicates():
+    cam = _blank(20, 20)
+    cam[2:18, 2:18] = 0.35  # low plateau
+    cam[7:13, 7:13] = 1.0  # bright core
+    no_nms = boxes_from_cam(cam, nms_iou=1.0)
+    assert len(no_nms) == 4  # tau 0.2 and 0.3 see the plateau, 0.4 and 0.5 the core
+    areas = (no_nms[:, 2] - no_nms[:, 0]) * (no_nms[:, 3] - no_nms[:, 1])
+    assert np.all(np.diff(areas) <= 0)  # larger first
+    merged = boxes_from_cam(cam, nms_iou=0.8)
+    assert len(merged) == 2  # identical boxes merged, plateau and core kept
+    np.testing.assert_allclose(merged[1], [7, 7, 13, 13], atol=1e-9)
+
+
+def test_box_scale_does_not_depend_on_the_cam_range():
+    cam = np.random.default_rng(0).random((10, 14))
+    np.testing.assert_allclose(boxes_from_cam(cam), boxes_from_cam(cam * 7.0 - 3.0))
+
+
+def test_boxes_stay_inside_the_map():
+    cam = np.random.default_rng(1).random((9, 11)) ** 3
+    boxes = boxes_from_cam(cam, min_area_ratio=0.0, nms_iou=1.0)
+    assert len(boxes) > 0
+    assert boxes[:, [0, 2]].min() >= 0 and boxes[:, [0, 2]].max() <= 11
+    assert boxes[:, [1, 3]].min() >= 0 and boxes[:, [1, 3]].max() <= 9
+
+
+@pytest.mark.parametrize("cam", [np.full((5, 5), 0.7), np.zeros((0, 0)), np.zeros((0, 4))])
+def test_constant_or_empty_cam_gives_no_boxes(cam):
+    boxes = boxes_from_cam(cam)
+    assert boxes.shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    "cam, options, message",
+    [
+        (np.array([[0.0, np.nan]]), {}, "NaN"),
+        (np.array([[0.0, np.inf]]), {}, "NaN or infinite"),
+        (np.zeros((2, 2, 2)), {}, "2-D"),
+        (np.eye(3), {"thresholds": (0.0,)}, "thresholds"),
+        (np.eye(3), {"thresholds": ()}, "thresholds"),
+        (np.eye(3), {"nms_iou": 0.0}, "nms_iou"),
+        (np.eye(3), {"min_area_ratio": 1.5}, "min_area_ratio"),
+        (np.eye(3), {"connectivity": 6}, "connectivity"),
+        (np.eye(3), {"component_area": "hull"}, "component_area"),
+        (np.eye(3), {"weighting": "square"}, "weighting"),
+        (np.eye(3), {"max_components_per_threshold": -1}, "max_components"),
+    ],
+)
+def test_invalid_input_is_a_clear_error(cam, options, message):
+    with pytest.raises(ValueError, match=message):
+        boxes_from_cam(cam, **options)

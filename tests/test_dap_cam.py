@@ -1,0 +1,131 @@
+"""dap.ClassActivationMapper: the CAM of the labelled class, over scales and flips."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import Backbone
+
+from dap import ClassActivationMap, ClassActivationMapper
+from dap.cam import _View
+from projects.common.modeling import ImageClassifier
+
+
+class MirrorEquivariantBackbone(Backbone):
+    """1x1 conv + 4x4 average pooling: flipping the input flips the features exactly, and cell i
+    is the mean of input pixels [4 i, 4 i + 4), centred on 4 i + 2 (cell_origin=2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 1)
+
+    def forward(self, x):
+        return {"res5": F.avg_pool2d(self.conv(x), 4)}
+
+    def output_shape(self):
+        return {"res5": ShapeSpec(channels=5, stride=4)}
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    classifier = ImageClassifier(
+        backbone=MirrorEquivariantBackbone(), in_feature="res5", num_classes=3,
+        pixel_mean=[100.0, 110.0, 120.0], pixel_std=[50.0, 50.0, 50.0],
+    )
+    return classifier.eval()
+
+
+def _image(height=16, width=24, seed=0):
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (3, height, width), dtype=np.uint8))
+
+
+def _manual_cam(model, image, class_id):
+    normalised = (image.float() - model.pixel_mean) / model.pixel_std
+    feature = model.backbone(normalised[None])["res5"][0]
+    cam = torch.einsum("c,chw->hw", model.fc.weight[class_id], feature) + model.fc.bias[class_id]
+    return ((cam - cam.min()) / (cam.max() - cam.min())).detach().numpy()
+
+
+def test_cam_is_the_linear_layer_applied_to_the_feature_map(model):
+    image = _image()
+    mapper = ClassActivationMapper(model, scales=(16,), flip=False, cell_origin=2.0)
+    (result,) = mapper([{"image": image, "class_id": 2}])
+    np.testing.assert_allclose(result.cam, _manual_cam(model, image, 2), atol=1e-5)
+    assert result.image_size == (16, 24)
+    assert result.pixels_per_cell == (4.0, 4.0)
+    assert result.origin == (0.0, 0.0)  # cell u covers image [4 u, 4 u + 4)
+    assert result.cam.min() == 0.0 and result.cam.max() == pytest.approx(1.0)
+
+
+def test_flip_averaging_undoes_the_mirror(model):
+    image = _image()
+    plain, flipped = (
+        ClassActivationMapper(model, scales=(16,), flip=flip, cell_origin=2.0)([{"image": image, "class_id": 1}])[0]
+        for flip in (False, True)
+    )
+    np.testing.assert_allclose(flipped.cam, plain.cam, atol=1e-5)  # equivariant backbone: same map
+
+
+def test_scales_average_on_the_largest_scale_grid(model):
+    image = _image()
+    (result,) = ClassActivationMapper(model, scales=(32, 16), flip=False)([{"image": image, "class_id": 0}])
+    assert result.cam.shape == (8, 12)  # 32 / 16 = 2x upsampled input, stride 4
+    assert result.pixels_per_cell == (2.0, 2.0)
+    assert result.origin == ((0.5 - 2) / 2, (0.5 - 2) / 2)  # ResNet cell centres: 4 i + 0.5 in the 2x input
+    same_scale_twice = ClassActivationMapper(model, scales=(16, 16), flip=False)([{"image": image, "class_id": 0}])[0]
+    once = ClassActivationMapper(model, scales=(16,), flip=False)([{"image": image, "class_id": 0}])[0]
+    np.testing.assert_allclose(same_scale_twice.cam, once.cam, atol=1e-6)
+
+
+def test_views_are_sampled_at_their_cell_centres(model):
+    """A 1 x 2 CAM [0, 1] at stride 4 with ResNet geometry: cell centres at x = 0.5 and 4.5."""
+    mapper = ClassActivationMapper(model)
+    view = _View(torch.tensor([[0.0, 1.0]]), resized_size=(4, 8), mirrored=False)
+    xs, ys = torch.tensor([0.5, 2.5, 4.5, 7.5]), torch.tensor([2.0])
+    np.testing.assert_allclose(mapper._sample(view, xs, ys, (4, 8))[0], [0.0, 0.5, 1.0, 1.0], atol=1e-6)
+    mirrored = _View(torch.tensor([[0.0, 1.0]]), resized_size=(4, 8), mirrored=True)  # x -> 8 - x
+    np.testing.assert_allclose(mapper._sample(mirrored, xs, ys, (4, 8))[0], [1.0, 1.0, 0.75, 0.0], atol=1e-6)
+
+
+def test_image_resolution_gives_one_value_per_image_pixel(model):
+    images = [_image(16, 24, seed=1), _image(20, 12, seed=2)]  # batched with padding
+    results = ClassActivationMapper(model, scales=(16, 24), resolution="image")(
+        [{"image": image, "class_id": 0} for image in images]
+    )
+    assert [r.cam.shape for r in results] == [(16, 24), (20, 12)]
+    for result in results:
+        assert result.pixels_per_cell == (1.0, 1.0)
+        assert 0.0 <= result.cam.min() and result.cam.max() <= 1.0 + 1e-6
+
+
+def test_batched_images_of_different_sizes_match_single_runs(model):
+    images = [_image(16, 24, seed=3), _image(24, 16, seed=4)]
+    mapper = ClassActivationMapper(model, scales=(16,), flip=True)
+    batched = mapper([{"image": image, "class_id": 1} for image in images])
+    for image, result in zip(images, batched):
+        np.testing.assert_allclose(result.cam, mapper([{"image": image, "class_id": 1}])[0].cam, atol=1e-5)
+
+
+def test_to_image_boxes_scales_and_clips():
+    cam = ClassActivationMap(np.zeros((4, 6)), image_size=(15, 22), pixels_per_cell=(4.0, 4.0), origin=(-1.5, -1.5))
+    np.testing.assert_allclose(cam.to_image_boxes(np.array([[1, 0.5, 6, 4]])), [[2.5, 0.5, 22, 14.5]])
+
+
+def test_errors_name_the_fix(model):
+    mapper = ClassActivationMapper(model, scales=(16,))
+    with pytest.raises(KeyError, match="class_id"):
+        mapper([{"image": _image()}])
+    with pytest.raises(ValueError, match="outside the classifier's 3 classes"):
+        mapper([{"image": _image(), "class_id": 3}])
+    model.train()
+    with pytest.raises(RuntimeError, match="model.eval()"):
+        mapper([{"image": _image(), "class_id": 0}])
+    with pytest.raises(TypeError, match="ImageClassifier"):
+        ClassActivationMapper(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="resolution"):
+        ClassActivationMapper(model, resolution="pixels")
+    with pytest.raises(ValueError, match="scales"):
+        ClassActivationMapper(model, scales=())

@@ -1,0 +1,95 @@
+"""The DAP chain through the real configs and tools, shrunk to a few iterations: classifier ->
+pseudo boxes -> CLS initialisation -> detector pre-training -> DAP initialisation -> k-shot
+fine-tuning from CLS and from DAP -> the workflow's report and plot."""
+import os
+
+import pytest
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+import train_net
+from dap import register_pseudo_box_dataset, workflow
+from dap.generate_pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
+from dap.transfer import write_detector_init_checkpoint
+from projects.common.checkpoint import convert_classifier_checkpoint
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PSEUDO_BOX_IMAGES = "dap_chain_cls_images"  # 3 classification images per class
+TEST_IMAGES = "dap_chain_val_images"  # 4 detection val images
+
+
+def _register_subsets():
+    if PSEUDO_BOX_IMAGES in DatasetCatalog.list():
+        return
+    DatasetCatalog.register(PSEUDO_BOX_IMAGES, lambda: [
+        d for d in DatasetCatalog.get("synthetic_shapes_cls_train") if d["image_id"].endswith(("_00000", "_00001", "_00002"))
+    ])
+    source = MetadataCatalog.get("synthetic_shapes_cls_train")
+    MetadataCatalog.get(PSEUDO_BOX_IMAGES).set(thing_classes=source.thing_classes, image_root=source.image_root)
+    DatasetCatalog.register(TEST_IMAGES, lambda: DatasetCatalog.get("synthetic_shapes_val")[:4])
+    val = MetadataCatalog.get("synthetic_shapes_val")  # COCOEvaluator scores only the predicted images
+    MetadataCatalog.get(TEST_IMAGES).set(thing_classes=val.thing_classes, json_file=val.json_file)
+
+
+def _train(config, output_dir, *overrides, eval_only=False):
+    args = train_net.parse_args([
+        "--config-file", os.path.join(REPO, "configs/dap", config), *(["--eval-only"] if eval_only else []),
+        f"train.output_dir={output_dir}", "train.max_iter=3", "train.eval_period=3", "train.log_period=1",
+        "train.checkpointer.period=3", "dataloader.train.total_batch_size=2", *overrides,
+    ])
+    return train_net.main(args)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    _register_subsets()
+    root = tmp_path_factory.mktemp("dap_chain")
+    paths = {name: str(root / name) for name in ("classifier", "pretrain", "finetune")}
+    _train("synthetic_classifier_cpu.py", paths["classifier"], "dataloader.train.total_batch_size=8")
+    classifier_weights = os.path.join(paths["classifier"], "model_final.pth")
+
+    model = instantiate(train_net.load_config(os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")).model)
+    DetectionCheckpointer(model).load(classifier_weights)
+    pseudo_boxes = str(root / "pseudo_boxes" / "train.json")
+    os.makedirs(os.path.dirname(pseudo_boxes))
+    generate_pseudo_boxes(model.eval(), PSEUDO_BOX_IMAGES, pseudo_boxes,
+                          PseudoBoxOptions(scales=(64, 128), resolution="image"), num_workers=0)
+    register_pseudo_box_dataset("dap_chain_pseudo_boxes", pseudo_boxes, MetadataCatalog.get(PSEUDO_BOX_IMAGES).image_root)
+
+    cls_init, dap_init = str(root / "cls_init.pth"), str(root / "dap_init.pth")
+    convert_classifier_checkpoint(classifier_weights, cls_init, fpn=True)
+    _train("synthetic_pretrain_faster_rcnn_cpu.py", paths["pretrain"], f"train.init_checkpoint={cls_init}",
+           "dataloader.train.dataset.names=dap_chain_pseudo_boxes", f"dataloader.test.dataset.names={TEST_IMAGES}")
+    write_detector_init_checkpoint(os.path.join(paths["pretrain"], "model_final.pth"), dap_init)
+    runs = {}
+    for init, weights in (("cls", cls_init), ("dap", dap_init)):
+        runs[(init, 5)] = os.path.join(paths["finetune"], f"{init}_5shot")
+        _train("synthetic_finetune_faster_rcnn_cpu.py", runs[(init, 5)], f"train.init_checkpoint={weights}",
+               "dataloader.train.dataset.names=synthetic_shapes_train_5shot_seed0",
+               f"dataloader.test.dataset.names={TEST_IMAGES}")
+    return root, paths, pseudo_boxes, runs, cls_init, dap_init
+
+
+def test_dap_initialisation_carries_the_pretrained_detector_but_not_its_classifier(chain):
+    root, paths, _, _, cls_init, dap_init = chain
+    pretrained = torch.load(os.path.join(paths["pretrain"], "model_final.pth"), weights_only=False)["model"]
+    dap, cls = torch.load(dap_init)["model"], torch.load(cls_init)["model"]
+    assert "roi_heads.box_predictor.cls_score.weight" not in dap
+    assert torch.equal(dap["proposal_generator.rpn_head.conv.weight"], pretrained["proposal_generator.rpn_head.conv.weight"])
+    assert not any(key.startswith(("proposal_generator.", "roi_heads.")) for key in cls)  # CLS: backbone only
+    # frozen BN and stem: pre-training left the classifier's stem untouched, the rest moved
+    stem = "backbone.bottom_up.stem.conv1.weight"
+    assert torch.equal(pretrained[stem], cls[stem])
+
+
+def test_workflow_report_and_plot(chain):
+    root, paths, pseudo_boxes, runs, _, _ = chain
+    report = workflow._report(str(root), pseudo_boxes, paths, runs, [5], {"1. classifier": 12.0})
+    assert "| 5 | CLS |" in report and "| 5 | DAP |" in report and "| 5 | DAP - CLS |" in report
+    assert "classifier top-1" in report and "mean_best_iou" in report and "AP50" in report
+    figure = str(root / "kshot.png")
+    workflow._plot(runs, [5], figure)
+    assert os.path.getsize(figure) > 10_000
