@@ -7,7 +7,7 @@ dataset) -> detector pre-training -> fine-tuning, each step a module of this pac
 
 from .boxes import boxes_from_cam
 from .cam import ClassActivationMap, ClassActivationMapper
-from .datasets import register_k_shot_dataset, register_pseudo_box_dataset, sample_k_shot
+from .datasets import register_k_shot_dataset, register_k_shot_datasets, register_pseudo_box_dataset, sample_k_shot
 from .evaluation import DetectorAsClassifierEvaluator, summed_class_confidences
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "DetectorAsClassifierEvaluator",
     "boxes_from_cam",
     "register_k_shot_dataset",
+    "register_k_shot_datasets",
     "register_pseudo_box_dataset",
     "sample_k_shot",
     "summed_class_confidences",

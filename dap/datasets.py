@@ -31,7 +31,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-__all__ = ["register_k_shot_dataset", "register_pseudo_box_dataset", "sample_k_shot"]
+__all__ = ["register_k_shot_dataset", "register_k_shot_datasets", "register_pseudo_box_dataset", "sample_k_shot"]
 
 logger = logging.getLogger(__name__)
 
@@ -277,3 +277,18 @@ def register_k_shot_dataset(base_name: str, k: int, seed: int, split_dir: str) -
     _copy_base_metadata(base_name, name)
     _K_SHOT_DATASETS[name] = arguments
     return name
+
+
+PAPER_SHOTS = (5, 10, 20, 50, 100)  # images per class of the paper's low-data settings (Fig. 3/4)
+SPLIT_SEEDS = (0, 1, 2)
+
+
+def register_k_shot_datasets(
+    base_name: str, shots: Sequence[int] = PAPER_SHOTS, seeds: Sequence[int] = SPLIT_SEEDS, split_dir: Optional[str] = None
+) -> List[str]:
+    """``register_k_shot_dataset`` for every k of ``shots`` and seed of ``seeds`` (sampling is lazy,
+    so this is cheap); ``split_dir`` defaults to ``$DETECTRON2_DATASETS/dap_splits``, next to the data."""
+    from projects.common.data import datasets_root
+
+    split_dir = split_dir if split_dir is not None else os.path.join(datasets_root(), "dap_splits")
+    return [register_k_shot_dataset(base_name, k, seed, split_dir) for k in shots for seed in seeds]

@@ -110,9 +110,10 @@ def test_config_evaluates_a_detector_as_classifier_with_train_net(tiny_classific
     assert cfg.model.roi_heads.num_classes == 8
     args = train_net.parse_args(
         ["--config-file", CONFIG, "--eval-only", f"train.output_dir={tmp_path}",
-         f"dataloader.test.dataset.names={TINY_CLASSIFICATION_VAL}"]  # 4 images keep the test fast
+         f"dataloader.test.dataset.names={TINY_CLASSIFICATION_VAL}",  # 4 images keep the test fast
+         "train.init_checkpoint="]  # no weights: a random detector
     )
-    results = train_net.main(args)  # train.init_checkpoint="" : a random detector
+    results = train_net.main(args)
     assert set(results) == {"detector_classification"}
     accuracy = results["detector_classification"]
     assert set(accuracy) == {"top1", "top5"}

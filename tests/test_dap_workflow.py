@@ -1,6 +1,7 @@
 """The DAP chain through the real configs and tools, shrunk to a few iterations: classifier ->
 pseudo boxes -> CLS initialisation -> detector pre-training -> DAP initialisation -> k-shot
 fine-tuning from CLS and from DAP -> the workflow's report and plot."""
+import json
 import os
 
 import pytest
@@ -87,9 +88,13 @@ def test_dap_initialisation_carries_the_pretrained_detector_but_not_its_classifi
 
 def test_workflow_report_and_plot(chain):
     root, paths, pseudo_boxes, runs, _, _ = chain
-    report = workflow._report(str(root), pseudo_boxes, paths, runs, [5], {"1. classifier": 12.0})
+    as_classifier = str(root / "detector_as_classifier.json")
+    with open(as_classifier, "w") as f:
+        json.dump({"detector_classification": {"top1": 50.0, "top5": 90.0}}, f)
+    report = workflow._report(str(root), pseudo_boxes, paths, runs, [5], {"1. classifier": 12.0}, as_classifier)
     assert "| 5 | CLS |" in report and "| 5 | DAP |" in report and "| 5 | DAP - CLS |" in report
     assert "classifier top-1" in report and "mean_best_iou" in report and "AP50" in report
+    assert "top-1 50.0 %" in report
     figure = str(root / "kshot.png")
     workflow._plot(runs, [5], figure)
     assert os.path.getsize(figure) > 10_000

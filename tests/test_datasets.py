@@ -17,6 +17,7 @@ from projects.common.data import (
     datasets_root,
     get_classification_dataset_dicts,
     get_detection_dataset_dicts,
+    register_dataset_union,
     register_imagenet_folder,
     register_synthetic_dataset,
     synthetic_dataset_dir,
@@ -209,3 +210,16 @@ def test_classification_dicts_refuse_detection_datasets(tmp_path, prefix):
     register_synthetic_dataset(prefix, TINY_SPEC, root=str(tmp_path))
     with pytest.raises(ValueError, match=f"'{prefix}_train' is not a classification dataset"):
         get_classification_dataset_dicts(f"{prefix}_train")
+
+
+def test_dataset_union_concatenates_and_keeps_metadata(tmp_path, prefix):
+    register_synthetic_dataset(prefix, TINY_SPEC, root=str(tmp_path))
+    union = register_dataset_union(f"{prefix}_trainval", [f"{prefix}_train", f"{prefix}_val"])
+    assert register_dataset_union(union, [f"{prefix}_train", f"{prefix}_val"]) == union  # same union: no-op
+    dicts = DatasetCatalog.get(union)
+    assert len(dicts) == len(DatasetCatalog.get(f"{prefix}_train")) + len(DatasetCatalog.get(f"{prefix}_val"))
+    assert MetadataCatalog.get(union).thing_classes == ["circle", "ring", "star"]
+    assert MetadataCatalog.get(union).evaluator_type == "coco"
+    with pytest.raises(ValueError, match="already the union"):
+        register_dataset_union(union, [f"{prefix}_train"])
+    assert "voc_0712_trainval" in DatasetCatalog.list()  # VOC07+12 trainval, for k-shot sampling

@@ -1,4 +1,5 @@
-"""tied_conv project integration: context (GCB/TiedGCB) bottlenecks, width-scaled TiedResNet,
+"""tied_conv project integration: context (GCB/TiedGCB) bottlenecks and the residual-branch
+attention registry they share with the tied bottleneck, width-scaled TiedResNet,
 the project's configs, and a CPU config trained and evaluated through train_net.py."""
 import glob
 import json
@@ -13,7 +14,14 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling.backbone.resnet import BottleneckBlock
 
 from projects.common.modeling import scaled_resnet_stages
-from tied_conv import ContextBottleneckBlock, TiedGCB, build_tied_resnet, context_resnet_stages
+from tied_conv import (
+    RESIDUAL_ATTENTION_MODULES,
+    ContextBottleneckBlock,
+    TiedBottleneckBlock,
+    TiedGCB,
+    build_tied_resnet,
+    context_resnet_stages,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIED_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs/tied_conv/*.py")))
@@ -85,3 +93,22 @@ def test_cpu_config_trains_and_reports_occlusion_buckets(tmp_path):
     assert "bbox/AP" in final and "occlusion/images_r0.8to1.0" in final
     assert sum(final[f"occlusion/images_r{b}"] for b in ("0.0to0.2", "0.2to0.4", "0.4to0.6", "0.6to0.8", "0.8to1.0")) > 0
     assert (output_dir / "occlusion" / "occlusion_ap.png").exists()
+
+
+@pytest.mark.parametrize("name", sorted(RESIDUAL_ATTENTION_MODULES))
+def test_both_bottlenecks_share_the_residual_attention_registry(name):
+    context_block = ContextBottleneckBlock(64, 256, bottleneck_channels=64, norm="BN", context=name, context_B=2)
+    tied_block = TiedBottleneckBlock(64, 256, split_width=16, norm="BN", attention=name, attention_B=2)
+    expected = RESIDUAL_ATTENTION_MODULES[name](256, B=2)
+    for module in (context_block.context, tied_block.attention):
+        assert type(module) is type(expected)
+        assert {k: v.shape for k, v in module.state_dict().items()} == {
+            k: v.shape for k, v in expected.state_dict().items()}
+
+
+def test_unknown_residual_attention_fails_the_same_way_in_both_bottlenecks():
+    message = r"residual-branch attention 'cbam' is unknown: use one of \['gcb', 'se'\]"
+    with pytest.raises(ValueError, match=message):
+        ContextBottleneckBlock(64, 256, bottleneck_channels=64, context="cbam")
+    with pytest.raises(ValueError, match=message):
+        TiedBottleneckBlock(64, 256, split_width=16, attention="cbam")

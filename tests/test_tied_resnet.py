@@ -10,6 +10,7 @@ from detectron2.modeling.backbone import BasicStem, ResNet
 from fvcore.nn import parameter_count
 
 from benchmarks.tied_resnet_complexity import classification_model, complexity
+from tied_conv.attention import TiedGCB, TiedSE
 from tied_conv.resnet import (
     TiedBottleneckBlock,
     add_tied_resnet_config,
@@ -50,6 +51,27 @@ def test_se_attention_before_the_addition():
     assert plain.attention is None
     added = sum(p.numel() for p in block.parameters()) - sum(p.numel() for p in plain.parameters())
     assert added == sum(p.numel() for p in block.attention.parameters())
+
+
+def test_gcb_attention_starts_as_the_plain_block():
+    torch.manual_seed(0)
+    plain = TiedBottleneckBlock(64, 256, split_width=32, norm="BN").eval()
+    with_gcb = TiedBottleneckBlock(64, 256, split_width=32, attention="gcb", attention_B=2, norm="BN").eval()
+    assert isinstance(with_gcb.attention, TiedGCB) and with_gcb.attention.B == 2
+    missing, unexpected = with_gcb.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(key.startswith("attention.") for key in missing)
+    added = sum(p.numel() for p in with_gcb.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert added == sum(p.numel() for p in with_gcb.attention.parameters())
+    x = torch.randn(2, 64, 8, 8)
+    with torch.no_grad():
+        # a fresh GCB ends in a zero-initialised conv: the block starts as the one without it
+        assert torch.allclose(with_gcb(x), plain(x), atol=1e-6)
+        torch.nn.init.normal_(with_gcb.attention.transform[-1].weight)
+        assert not torch.allclose(with_gcb(x), plain(x), atol=1e-3)
+    backbone = build_tied_resnet(**SMALL, attention="gcb", norm="BN", freeze_at=0).eval()
+    assert all(isinstance(block.attention, TiedGCB) for block in backbone.res5)
+    with torch.no_grad():
+        assert backbone(torch.zeros(1, 3, 64, 64))["res5"].shape == (1, 2048, 2, 2)
 
 
 def test_split_groups_make_tgc_splits():
@@ -150,7 +172,8 @@ def test_mixer_options():
         (lambda: TiedBottleneckBlock(64, 256, split_width=36, split_groups=8), "split_groups=8"),
         (lambda: TiedBottleneckBlock(64, 256, split_width=32, split_groups=8, split_blocks=[1, 2, 4, 8]),
          "8 groups per split"),
-        (lambda: TiedBottleneckBlock(64, 256, split_width=32, attention="gcb"), "attention='gcb'"),
+        (lambda: TiedBottleneckBlock(64, 256, split_width=32, attention="cbam"),
+         r"attention 'cbam' is unknown: use one of \['gcb', 'se'\]"),
         (lambda: build_tied_resnet(attention="se", attention_B=3), "B=3"),
         (lambda: build_tied_resnet(depth=34), "depth=34"),
         (lambda: build_tied_resnet(variant="XL"), "variant='XL'"),
@@ -205,5 +228,30 @@ def test_registry_builder_errors():
         build_backbone(cfg)
     cfg = tied_cfg("build_tied_resnet_backbone")
     cfg.MODEL.RESNETS.NUM_GROUPS = 32
-    with pytest.raises(ValueError, match="NUM_GROUPS=32"):
+    with pytest.raises(ValueError, match="NUM_GROUPS=32.*TIED_RESNET.SPLIT_GROUPS"):
         build_backbone(cfg)
+    cfg = tied_cfg("build_tied_resnet_backbone", ATTENTION="cbam")
+    with pytest.raises(ValueError, match=r"'cbam' is unknown: use one of \['gcb', 'se'\]"):
+        build_backbone(cfg)
+
+
+@pytest.mark.parametrize("attention, attention_class", [("se", TiedSE), ("gcb", TiedGCB)])
+def test_registry_builder_matches_build_tied_resnet(attention, attention_class):
+    """Every tied-block option of build_tied_resnet reaches the yacs builder: with the same seed it
+    builds the same backbone (weights, hence outputs) as the direct call."""
+    cfg = tied_cfg("build_tied_resnet_backbone", SPLIT_GROUPS=2, ATTENTION=attention, ATTENTION_B=2)
+    torch.manual_seed(0)
+    from_cfg = build_backbone(cfg, ShapeSpec(channels=3)).eval()
+    torch.manual_seed(0)
+    direct = build_tied_resnet(**SMALL, split_groups=2, attention=attention, attention_B=2,
+                               norm="FrozenBN", freeze_at=2, out_features=ALL_STAGES).eval()
+    block = from_cfg.res3[0]
+    assert [conv.groups for conv in block.split_convs] == [2, 2]
+    assert isinstance(block.attention, attention_class)
+    assert parameter_count(from_cfg)[""] == parameter_count(direct)[""]
+    assert from_cfg.output_shape() == direct.output_shape()
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 64)
+        from_cfg_out, direct_out = from_cfg(x), direct(x)
+    for name in ALL_STAGES:
+        assert torch.equal(from_cfg_out[name], direct_out[name])

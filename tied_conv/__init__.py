@@ -1,6 +1,11 @@
 """Tied Block Convolution (paper 002): TBC/TGC/TFC layers and the tied networks built from them."""
 from .attention import TiedGCB, TiedSE
-from .context import ContextBottleneckBlock, context_resnet_stages
+from .context import (
+    RESIDUAL_ATTENTION_MODULES,
+    ContextBottleneckBlock,
+    build_residual_attention,
+    context_resnet_stages,
+)
 from .layers import TiedBlockConv2d, TiedLinear
 from .resnet import (
     TiedBottleneckBlock,
@@ -18,6 +23,8 @@ __all__ = [
     "TiedLinear",
     "TiedSE",
     "TiedGCB",
+    "RESIDUAL_ATTENTION_MODULES",
+    "build_residual_attention",
     "ContextBottleneckBlock",
     "context_resnet_stages",
     "TiedBottleneckBlock",

@@ -49,7 +49,9 @@ Other Table 1 networks, as options of the same block:
   41.8, -S 22.30M vs 26.4), B=1 (SE) adds 4.78M (42.60M / 25.87M), B=4 0.31M. We use B=2: a tied
   SE, as the name says, and the closer increment (1.2M off vs 2.4M off); B=1 totals are closer
   only because our TiedResNet101 counts are low. Neither matches the paper's +0.4-0.5 GFLOPs (an
-  SE costs < 0.01 GFLOPs).
+  SE costs < 0.01 GFLOPs). ``attention="gcb"`` puts a ``TiedGCB`` (ratio 1/4) there instead: the
+  paper applies TiedGCB to ResNet blocks (Table 4); it is not a Table 1 network. The choices are
+  ``tied_conv.context.RESIDUAL_ATTENTION_MODULES``, shared with ``ContextBottleneckBlock``.
 * TiedResNeXt (``split_groups``): each split's 3x3 TBC becomes a TGC (Eq. 4) with
   ``split_groups`` groups, so ResNeXt's cardinality is ``splits * split_groups``; B is lowered
   until ``B * split_groups`` divides the split width. Table 1's TiedResNeXt101-S (64.0M, 14.6GF),
@@ -74,7 +76,7 @@ from fvcore.nn import weight_init
 
 from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
 
-from .attention import TiedSE
+from .context import build_residual_attention
 from .layers import TiedBlockConv2d
 
 # the bottleneck depths of ResNet
@@ -82,8 +84,6 @@ TIED_RESNET_BLOCKS_PER_STAGE = {depth: RESNET_BLOCKS_PER_STAGE[depth] for depth 
 TIED_RESNET_VARIANT_BASE_WIDTH = {"default": 32, "S": 18}
 MIXERS = ("sum", "concat")
 ENTRY_BLOCKS = 2
-# Attention on the residual branch before the addition (TiedSENet: SE's placement in SENet).
-ATTENTION_MODULES = {"se": TiedSE}
 
 
 def default_split_blocks(splits: int, split_width: int, groups: int = 1) -> list:
@@ -103,7 +103,8 @@ class TiedBottleneckBlock(CNNBlockBase):
     """Tied bottleneck (paper Fig. 4a, see the module docstring for the reading of the paper):
     TBC(B=2) 1x1 entry -> ``splits`` 3x3 TBCs on channel slices -> mixer -> standard 1x1 exit,
     plus detectron2's residual shortcut. ``split_groups > 1`` makes the 3x3 TBCs TGCs (TiedResNeXt,
-    Fig. 4b); ``attention="se"`` adds a TiedSE before the addition (TiedSENet)."""
+    Fig. 4b); ``attention="se"`` adds a TiedSE before the addition (TiedSENet), ``"gcb"`` a
+    TiedGCB."""
 
     def __init__(
         self,
@@ -131,9 +132,10 @@ class TiedBottleneckBlock(CNNBlockBase):
             norm: any of detectron2's ``get_norm`` names or a callable, for every conv.
             split_groups: groups of each split's 3x3, which becomes a TGC (paper Eq. 4; ResNeXt's
                 cardinality is ``splits * split_groups``). 1: TBCs (TiedResNet).
-            attention: None or "se": a ``TiedSE(out_channels, attention_B)`` scales the residual
-                branch before the addition (TiedSENet).
-            attention_B: B of the attention module's tied layers (1: the SE module).
+            attention: None or a name in ``tied_conv.context.RESIDUAL_ATTENTION_MODULES``
+                ("se": TiedSE, TiedSENet; "gcb": TiedGCB), built as
+                ``(out_channels, B=attention_B)`` on the residual branch before the addition.
+            attention_B: B of the attention module's tied layers (1: the SE / GCB module).
         """
         super().__init__(in_channels, out_channels, stride)
         if splits < 1 or split_width < 1:
@@ -144,8 +146,6 @@ class TiedBottleneckBlock(CNNBlockBase):
             raise ValueError(
                 f"split_groups={split_groups} must be a positive divisor of split_width={split_width}"
             )
-        if attention is not None and attention not in ATTENTION_MODULES:
-            raise ValueError(f"attention={attention!r} is not one of {[None, *ATTENTION_MODULES]}")
         if split_blocks is None:
             split_blocks = default_split_blocks(splits, split_width, split_groups)
         if len(split_blocks) != splits:
@@ -183,7 +183,7 @@ class TiedBottleneckBlock(CNNBlockBase):
         self.mixer = Conv2d(mixer_in, width, 1, bias=False, norm=get_norm(norm, width))
         self.exit = Conv2d(width, out_channels, 1, bias=False, norm=get_norm(norm, out_channels))
         self.attention = (
-            None if attention is None else ATTENTION_MODULES[attention](out_channels, B=attention_B)
+            None if attention is None else build_residual_attention(attention, out_channels, B=attention_B)
         )
         if in_channels != out_channels or stride != 1:
             self.shortcut = Conv2d(
@@ -241,7 +241,7 @@ def make_tied_resnet_stages(
     CPU configs use 0.25, like ``projects.common.modeling.scaled_resnet_stages`` for ResNet).
     ``split_groups``, ``attention`` and ``attention_B`` go to every ``TiedBottleneckBlock``:
     TiedResNeXt (e.g. base_width=64, split_groups=8: "4s x 64w", cardinality 32) and TiedSENet
-    (attention="se").
+    (attention="se"; "gcb" puts a TiedGCB in every block).
     """
     if width <= 0:
         raise ValueError(f"width={width} must be positive")
@@ -312,13 +312,18 @@ def build_tied_resnet(
 
 
 def add_tied_resnet_config(cfg: CN) -> None:
-    """Add ``cfg.MODEL.TIED_RESNET`` (VARIANT, SPLITS, BASE_WIDTH with 0 = variant default,
-    MIXER) to a detectron2 config; the rest is read from ``cfg.MODEL.RESNETS``."""
+    """Add ``cfg.MODEL.TIED_RESNET`` to a detectron2 config, one key per ``build_tied_resnet``
+    option of the tied block: VARIANT, SPLITS, BASE_WIDTH (0: the variant's), MIXER, SPLIT_GROUPS,
+    ATTENTION ("": none, as detectron2's empty norm names) and ATTENTION_B. Depth, norm, outputs
+    and freezing are read from ``cfg.MODEL.RESNETS`` and ``cfg.MODEL.BACKBONE``."""
     cfg.MODEL.TIED_RESNET = CN()
     cfg.MODEL.TIED_RESNET.VARIANT = "default"
     cfg.MODEL.TIED_RESNET.SPLITS = 4
     cfg.MODEL.TIED_RESNET.BASE_WIDTH = 0
     cfg.MODEL.TIED_RESNET.MIXER = "sum"
+    cfg.MODEL.TIED_RESNET.SPLIT_GROUPS = 1
+    cfg.MODEL.TIED_RESNET.ATTENTION = ""
+    cfg.MODEL.TIED_RESNET.ATTENTION_B = 1
 
 
 @BACKBONE_REGISTRY.register()
@@ -327,24 +332,29 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
 
     Reads MODEL.RESNETS.{DEPTH, NORM, OUT_FEATURES}, MODEL.BACKBONE.FREEZE_AT and
     MODEL.TIED_RESNET.*; MODEL.RESNETS.STRIDE_IN_1X1 and WIDTH_PER_GROUP are ignored (the tied
-    block strides in its 3x3 splits; TIED_RESNET.BASE_WIDTH sets the width). Options the tied
-    block does not have (groups, dilation, deformable convs, other widths) are rejected.
+    block strides in its 3x3 splits; TIED_RESNET.BASE_WIDTH sets the width). RESNETS options the
+    tied block does not have (dilation, deformable convs, other widths) are rejected, and so is
+    RESNETS.NUM_GROUPS: TIED_RESNET.SPLIT_GROUPS sets the groups (per split).
     """
     if "TIED_RESNET" not in cfg.MODEL:
         raise KeyError("cfg.MODEL.TIED_RESNET is missing: call add_tied_resnet_config(cfg) first")
     resnets = cfg.MODEL.RESNETS
-    unsupported = {
-        "NUM_GROUPS": (resnets.NUM_GROUPS, 1),
-        "RES5_DILATION": (resnets.RES5_DILATION, 1),
-        "STEM_OUT_CHANNELS": (resnets.STEM_OUT_CHANNELS, 64),
-        "RES2_OUT_CHANNELS": (resnets.RES2_OUT_CHANNELS, 256),
-        "DEFORM_ON_PER_STAGE": (any(resnets.DEFORM_ON_PER_STAGE), False),
+    unsupported = {  # key: (value, the supported value, how to get the option instead)
+        "NUM_GROUPS": (
+            resnets.NUM_GROUPS, 1,
+            "; for grouped 3x3s set MODEL.TIED_RESNET.SPLIT_GROUPS (groups per split, "
+            "cardinality SPLITS * SPLIT_GROUPS)",
+        ),
+        "RES5_DILATION": (resnets.RES5_DILATION, 1, ""),
+        "STEM_OUT_CHANNELS": (resnets.STEM_OUT_CHANNELS, 64, ""),
+        "RES2_OUT_CHANNELS": (resnets.RES2_OUT_CHANNELS, 256, ""),
+        "DEFORM_ON_PER_STAGE": (any(resnets.DEFORM_ON_PER_STAGE), False, ""),
     }
-    for key, (value, supported) in unsupported.items():
+    for key, (value, supported, alternative) in unsupported.items():
         if value != supported:
             raise ValueError(
                 f"MODEL.RESNETS.{key}={value} is not supported by the TiedResNet backbone: "
-                f"set it to its default ({supported})"
+                f"set it to its default ({supported}){alternative}"
             )
     tied = cfg.MODEL.TIED_RESNET
     return build_tied_resnet(
@@ -353,6 +363,9 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
         splits=tied.SPLITS,
         base_width=tied.BASE_WIDTH or None,
         mixer=tied.MIXER,
+        split_groups=tied.SPLIT_GROUPS,
+        attention=tied.ATTENTION or None,
+        attention_B=tied.ATTENTION_B,
         norm=resnets.NORM,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         out_features=resnets.OUT_FEATURES,

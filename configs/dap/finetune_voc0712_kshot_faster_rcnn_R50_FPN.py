@@ -8,19 +8,12 @@ dap/datasets.py for how images with several classes count), evaluated on VOC07 t
 The paper tunes the number of iterations per k (early stopping) without giving them; the
 default here (1,000 iterations, LR x0.1 at 750, for k=10) is a starting point to tune.
 """
-import os
-
-from dap import register_k_shot_dataset
-from projects.common.data import datasets_root
+from dap import register_k_shot_datasets
 
 from ..common.schedules import step_schedule
 from .finetune_voc07_faster_rcnn_R50_FPN import dataloader, model, optimizer, train
 
-K_SHOT_SETS = [
-    register_k_shot_dataset("voc_0712_trainval", k, seed, os.path.join(datasets_root(), "dap_splits"))
-    for k in (5, 10, 20, 50, 100)
-    for seed in (0, 1, 2)
-]
+K_SHOT_SETS = register_k_shot_datasets("voc_0712_trainval")  # k in 5..100, seeds 0-2
 dataloader.train.dataset.names = "voc_0712_trainval_10shot_seed0"
 train.output_dir = "output/dap/imagenet/finetune_voc0712_kshot_faster_rcnn_R50_FPN"
 train.max_iter = 1000

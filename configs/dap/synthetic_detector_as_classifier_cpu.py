@@ -1,22 +1,21 @@
-"""The DAP detector as a classifier (paper Sec. 4, "Accuracy on ImageNet") at CPU size: a CPU
-Faster R-CNN trained on the synthetic shapes (e.g. after DAP pre-training) labels each image of
+"""The DAP detector as a classifier (paper Sec. 4, "Accuracy on ImageNet") at CPU size: the CPU
+Faster R-CNN of synthetic_pretrain_faster_rcnn_cpu.py (after DAP pre-training) labels each image of
 the embedded synthetic classification split with the class whose detections have the largest
 summed confidence; top-1/top-5 accuracy under ``detector_classification``. Evaluation only:
 
     python train_net.py --config-file configs/dap/synthetic_detector_as_classifier_cpu.py \\
-        --eval-only train.init_checkpoint=PATH/TO/detector/model_final.pth
+        --eval-only [train.init_checkpoint=PATH/TO/detector/model_final.pth]
 """
 from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import MetadataCatalog, build_detection_test_loader
+from detectron2.data import build_detection_test_loader
 
 from dap.evaluation import DetectorAsClassifierEvaluator
 from projects.common.data import DetectionDatasetMapper, get_classification_dataset_dicts
 
-from ..common.models.faster_rcnn_fpn_cpu import model
-from ..common.train import train
+from .synthetic_pretrain_faster_rcnn_cpu import model, train
 
 dataloader = OmegaConf.create()
 dataloader.test = L(build_detection_test_loader)(
@@ -31,7 +30,5 @@ dataloader.test = L(build_detection_test_loader)(
 )
 dataloader.evaluator = L(DetectorAsClassifierEvaluator)(dataset_name="${..test.dataset.names}")
 
-model.roi_heads.num_classes = len(MetadataCatalog.get("synthetic_shapes_cls_val").thing_classes)
-
-train.init_checkpoint = ""  # the detector to evaluate: set it on the command line
+train.init_checkpoint = "output/dap/synthetic/pretrain/model_final.pth"
 train.output_dir = "output/dap/synthetic/detector_as_classifier"

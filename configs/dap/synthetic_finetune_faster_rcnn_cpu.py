@@ -8,12 +8,9 @@ Frozen BN and frozen stem as in the paper. The k-shot subsets of synthetic_shape
 (k in 5, 10, 20, 50, 100; seeds 0-2) are registered here and sampled on first use into
 $DETECTRON2_DATASETS/dap_splits; pick one with dataloader.train.dataset.names=..., e.g.
 synthetic_shapes_train_20shot_seed1. Evaluated with COCO AP and VOC AP50 (area and 11-point)."""
-import os
-
 from detectron2.data import MetadataCatalog
 
-from dap import register_k_shot_dataset
-from projects.common.data import datasets_root
+from dap import register_k_shot_datasets
 
 from ..common.data.synthetic_detection import dataloader
 from ..common.models.cpu import shrink_resnet
@@ -24,11 +21,7 @@ from ..common.train import train
 from .models import TORCHVISION_PIXEL_STD
 
 BASE_SET = "synthetic_shapes_train"
-K_SHOT_SETS = [
-    register_k_shot_dataset(BASE_SET, k, seed, os.path.join(datasets_root(), "dap_splits"))
-    for k in (5, 10, 20, 50, 100)
-    for seed in (0, 1, 2)
-]
+K_SHOT_SETS = register_k_shot_datasets(BASE_SET)  # k in 5..100, seeds 0-2
 
 shrink_resnet(model.backbone.bottom_up, norm="FrozenBN")
 model.backbone.bottom_up.freeze_at = 1

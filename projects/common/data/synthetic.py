@@ -634,6 +634,35 @@ def _write_jpeg(path: str, image: np.ndarray) -> None:
         raise OSError(f"could not write image {path}")
 
 
+def _coco_annotations(instances: List[RenderedInstance], image_id: int, first_id: int) -> List[dict]:
+    return [
+        {
+            "id": first_id + offset,
+            "image_id": image_id,
+            "category_id": instance.class_index + 1,
+            # float boxes: detectron2 transforms int boxes in place and would truncate them
+            "bbox": [float(value) for value in instance.bbox],
+            "area": instance.area,
+            "segmentation": instance.polygons,
+            "iscrowd": 0,
+        }
+        for offset, instance in enumerate(instances)
+    ]
+
+
+def _write_coco_json(path, description, split, images, annotations, spec: SyntheticSpec) -> None:
+    coco = {
+        "info": {"description": f"{description}, generator v{GENERATOR_VERSION}", "split": split},
+        "images": images,
+        "annotations": annotations,
+        "categories": [
+            {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(spec.class_names)
+        ],
+    }
+    with open(path, "w") as f:
+        json.dump(coco, f, separators=(",", ":"))
+
+
 def _write_detection_split(
     spec: SyntheticSpec, out_dir: str, split: str, first_image_id: int, progress
 ) -> None:
@@ -655,33 +684,12 @@ def _write_detection_split(
                 "occlusion_ratio": round(rendered.occlusion_ratio, 6),
             }
         )
-        for instance in rendered.instances:
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": instance.class_index + 1,
-                    # float boxes: detectron2 transforms int boxes in place and would truncate them
-                    "bbox": [float(value) for value in instance.bbox],
-                    "area": instance.area,
-                    "segmentation": instance.polygons,
-                    "iscrowd": 0,
-                }
-            )
+        annotations += _coco_annotations(rendered.instances, image_id, first_id=len(annotations) + 1)
         file_ids.append(file_id)
         progress.update()
     with open(os.path.join(out_dir, "ImageSets", "Main", f"{split}.txt"), "w") as f:
         f.write("".join(f"{file_id}\n" for file_id in file_ids))
-    coco = {
-        "info": {"description": f"synthetic shapes, generator v{GENERATOR_VERSION}", "split": split},
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(spec.class_names)
-        ],
-    }
-    with open(coco_json_path(out_dir, split), "w") as f:
-        json.dump(coco, f, separators=(",", ":"))
+    _write_coco_json(coco_json_path(out_dir, split), "synthetic shapes", split, images, annotations, spec)
 
 
 def _write_classification_split(spec: SyntheticSpec, out_dir: str, split: str, progress) -> None:
@@ -699,29 +707,10 @@ def _write_classification_split(spec: SyntheticSpec, out_dir: str, split: str, p
             image_id = len(images) + 1
             size = spec.classification_image_size
             images.append({"id": image_id, "file_name": file_name, "height": size, "width": size, "class_id": class_index})
-            for instance in rendered.instances:
-                annotations.append(
-                    {
-                        "id": len(annotations) + 1,
-                        "image_id": image_id,
-                        "category_id": instance.class_index + 1,
-                        "bbox": [float(value) for value in instance.bbox],
-                        "area": instance.area,
-                        "segmentation": instance.polygons,
-                        "iscrowd": 0,
-                    }
-                )
+            annotations += _coco_annotations(rendered.instances, image_id, first_id=len(annotations) + 1)
             progress.update()
-    coco = {
-        "info": {"description": f"synthetic shapes classification, generator v{GENERATOR_VERSION}", "split": split},
-        "images": images,
-        "annotations": annotations,
-        "categories": [
-            {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(spec.class_names)
-        ],
-    }
-    with open(classification_json_path(out_dir, split), "w") as f:
-        json.dump(coco, f, separators=(",", ":"))
+    _write_coco_json(classification_json_path(out_dir, split), "synthetic shapes classification", split,
+                     images, annotations, spec)
 
 
 def _version_stamp(spec: SyntheticSpec) -> dict:
