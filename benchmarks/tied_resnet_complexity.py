@@ -1,6 +1,6 @@
-"""Parameters and FLOPs of TiedResNet, TiedSENet and TiedResNeXt vs the paper's Tables 1, 5
-and 6, and parameters of the SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3 and 4
-(paper 002).
+"""Parameters and FLOPs of TiedResNet, TiedSENet, TiedResNeXt and TiedResNeSt vs the paper's
+Tables 1, 5 and 6, and parameters of the SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3
+and 4 (paper 002).
 
 Classification form at 224x224: backbone + global average pool + 1000-way fc (detectron2's
 ``ResNet(num_classes=1000)``), with trainable BN so that its affine weight/bias count as
@@ -17,6 +17,7 @@ from detectron2.modeling.backbone import BasicStem, ResNet
 from fvcore.nn import FlopCountAnalysis, parameter_count
 
 from tied_conv import context_resnet_stages
+from tied_conv.resnest import RESNEST_STEM_WIDTH, DeepStem, make_resnest_stages
 from tied_conv.resnet import make_tied_resnet_stages
 
 COUNTED_OPERATORS = ("conv", "linear", "addmm", "matmul")
@@ -43,6 +44,14 @@ ROWS = [
      dict(depth=101, base_width=64, split_groups=8)),
 ]
 
+# (model, paper #params (M), paper GFLOPs, make_resnest_stages arguments): the paper's ResNeSt
+# baseline and TiedResNeSt50-S, read as entry 1x1 + split-attention 3x3 tied (B=2) with the avd
+# pool after the 3x3 (tied_conv/resnest.py explains the reading)
+RESNEST_ROWS = [
+    ("ResNeSt-50-fast (2s1x64d)", 27.5, 4.4, dict(depth=50, B=1, fast=True)),
+    ("TiedResNeSt50-S (B=2, avd after the 3x3)", 16.5, 3.6, dict(depth=50, B=2, fast=False)),
+]
+
 
 def classification_model(depth: int, tied: bool = True, **tied_kwargs) -> ResNet:
     """ResNet or TiedResNet with BN, global pool and a 1000-way fc, output "linear"."""
@@ -52,6 +61,13 @@ def classification_model(depth: int, tied: bool = True, **tied_kwargs) -> ResNet
     else:
         stages = ResNet.make_default_stages(depth, stride_in_1x1=False, norm="BN")
     return ResNet(stem, stages, num_classes=1000)  # outputs {"linear": logits}
+
+
+def resnest_classification_model(depth: int, **resnest_kwargs) -> ResNet:
+    """ResNeSt or TiedResNeSt (deep stem) with BN, global pool and a 1000-way fc, output "linear"."""
+    stem_width = RESNEST_STEM_WIDTH[depth]
+    stages = make_resnest_stages(depth, norm="BN", in_channels=2 * stem_width, **resnest_kwargs)
+    return ResNet(DeepStem(3, stem_width, norm="BN"), stages, num_classes=1000)
 
 
 def complexity(model: torch.nn.Module, size: int = 224):
@@ -68,16 +84,19 @@ def complexity(model: torch.nn.Module, size: int = 224):
 
 
 def complexity_table() -> str:
-    """The markdown table of every row of ``ROWS`` (models with equal arguments measured once)."""
+    """The markdown table of every row of ``ROWS`` and ``RESNEST_ROWS`` (models with equal
+    arguments measured once)."""
     lines = [
         "| model | paper #params (M) | ours #params (M) | paper GFLOPs | ours GFLOPs |",
         "|---|---|---|---|---|",
     ]
     measured = {}
-    for name, paper_params, paper_gflops, kwargs in ROWS:
-        key = tuple(sorted(kwargs.items()))
+    rows = [(classification_model, *row) for row in ROWS]
+    rows += [(resnest_classification_model, *row) for row in RESNEST_ROWS]
+    for build, name, paper_params, paper_gflops, kwargs in rows:
+        key = (build, *sorted(kwargs.items()))
         if key not in measured:
-            measured[key] = complexity(classification_model(**kwargs))
+            measured[key] = complexity(build(**kwargs))
         params, gflops = measured[key]
         paper_gflops = "-" if paper_gflops is None else f"{paper_gflops:.1f}"
         lines.append(f"| {name} | {paper_params:.1f} | {params:.2f} | {paper_gflops} | {gflops:.2f} |")

@@ -7,6 +7,16 @@ from .context import (
     context_resnet_stages,
 )
 from .layers import TiedBlockConv2d, TiedLinear
+from .resnest import (
+    DeepStem,
+    SplitAttention,
+    SplitAttentionBottleneckBlock,
+    add_tied_resnest_config,
+    build_tied_resnest,
+    build_tied_resnest_backbone,
+    build_tied_resnest_fpn_backbone,
+    make_resnest_stages,
+)
 from .resnet import (
     TiedBottleneckBlock,
     add_tied_resnet_config,
@@ -35,4 +45,12 @@ __all__ = [
     "build_tied_resnet_backbone",
     "build_tied_resnet_fpn_backbone",
     "build_retinanet_tied_resnet_fpn_backbone",
+    "SplitAttention",
+    "SplitAttentionBottleneckBlock",
+    "DeepStem",
+    "make_resnest_stages",
+    "build_tied_resnest",
+    "add_tied_resnest_config",
+    "build_tied_resnest_backbone",
+    "build_tied_resnest_fpn_backbone",
 ]

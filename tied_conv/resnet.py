@@ -58,8 +58,8 @@ Other Table 1 networks, as options of the same block:
   named "TiedResNeXt-101-32x8d" in Table A.2, is matched by 4s x 64w with 8 groups per split
   (cardinality 32, 8-wide groups as 32x8d): 64.86M / 13.47GF. The text's -S widths, 4s x 36w,
   give 35-43M for any group count (and cannot hold 8-wide groups).
-* TiedResNeSt (ResNeSt's split-attention block with all 3x3 as B=2 TBCs) is a different block
-  (radix convs, attention FCs, avg-pool downsampling) and is not implemented.
+* TiedResNeSt (ResNeSt's split-attention block with its 3x3 and entry 1x1 as B=2 TBCs) is a
+  different block (radix convs, attention FCs, avg-pool downsampling): tied_conv/resnest.py.
 """
 from typing import Optional, Sequence
 

@@ -1,0 +1,121 @@
+"""tools/san_resolution_table.py on two tiny checkpoints (a plain baseline and a SAN model) and
+benchmarks/san_latency.py on a tiny shape."""
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
+from detectron2.data import DatasetCatalog
+
+import train_net
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE = os.path.join(REPO, "configs/san/baseline_R18_synthetic_cpu_64.py")
+SAN = os.path.join(REPO, "configs/san/san_R18_synthetic_cpu.py")
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import san_resolution_table  # noqa: E402
+
+PREDICTED_CLASS = 3
+
+
+def save_checkpoint(config_file, path, overrides=()):
+    """An untrained model of the config whose classifier always predicts ``PREDICTED_CLASS``."""
+    torch.manual_seed(0)
+    model = instantiate(train_net.load_config(config_file, list(overrides)).model)
+    with torch.no_grad():
+        model.fc.weight.zero_()
+        model.fc.bias.zero_()
+        model.fc.bias[PREDICTED_CLASS] = 10.0
+    DetectionCheckpointer(model, save_dir=os.path.dirname(path)).save(os.path.basename(path))
+    return path + ".pth"
+
+
+def test_resolution_table_of_a_baseline_and_san(tmp_path):
+    baseline = save_checkpoint(BASELINE, str(tmp_path / "baseline"))
+    san = save_checkpoint(SAN, str(tmp_path / "san"))
+    output = str(tmp_path / "table" / "resolutions")
+    rows = san_resolution_table.main([
+        "--run", "baseline 64", BASELINE, baseline, "--run", "SAN", SAN, san,
+        "--test-resolutions", "64", "56", "--calibration-batches", "1", "--output", output,
+        "--opts", "dataloader.test.num_workers=0", "dataloader.train.num_workers=0",
+        "dataloader.train.total_batch_size=4",
+    ])
+    # the checkpoints were loaded: every image is predicted as PREDICTED_CLASS
+    val = DatasetCatalog.get("synthetic_shapes_cls_val")
+    share = 100.0 * sum(r["class_id"] == PREDICTED_CLASS for r in val) / len(val)
+    assert [(r["model"], r["inference"]) for r in rows] == [
+        ("baseline 64", "-"), ("SAN", "proxy"), ("SAN", "ideal"), ("SAN", "data_free")]
+    for row in rows:
+        assert row[64] == pytest.approx(share) and row[56] == pytest.approx(share)
+
+    with open(output + ".csv") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["model", "inference", "64", "56"] and len(table) == 5
+    assert table[2][:2] == ["SAN", "proxy"] and float(table[2][2]) == pytest.approx(share, abs=0.01)
+    with open(output + ".png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(os.path.dirname(output))) == ["resolutions.csv", "resolutions.png"]
+
+
+def test_san_modes_differ_off_the_training_resolutions(tmp_path):
+    """At a training resolution proxy and data-free are the same network; at 56 they are not."""
+    cfg = train_net.load_config(SAN, ["dataloader.test.num_workers=0", "model.backbone.width=0.25"])
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).eval()
+    for module in model.modules():  # distinct BN statistics per resolution, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    val = DatasetCatalog.get("synthetic_shapes_cls_val")[:4]
+
+    def scores(mode, resolution):
+        model.backbone.set_inference_mode(mode)
+        san_resolution_table.set_test_resolution(cfg.dataloader.test, resolution)
+        mapper = instantiate(cfg.dataloader.test.mapper)
+        with torch.no_grad():
+            return torch.stack([model([mapper(dict(r))])[0]["scores"] for r in val])
+
+    assert torch.allclose(scores("proxy", 48), scores("data_free", 48), atol=1e-6)
+    assert not torch.allclose(scores("proxy", 56), scores("data_free", 56), atol=1e-4)
+
+
+def test_missing_checkpoint_names_the_config_to_train(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        san_resolution_table.main(["--run", "SAN", SAN, str(tmp_path / "none.pth"),
+                                   "--test-resolutions", "64", "--output", str(tmp_path / "t")])
+    assert "train configs/san/san_R18_synthetic_cpu.py" in capsys.readouterr().err.replace(REPO + "/", "")
+
+
+def test_latency_benchmark_writes_ratio_table_and_plot(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import san_latency
+
+    markdown, plot = str(tmp_path / "latency.md"), str(tmp_path / "latency.png")
+    rows = san_latency.main(["--width", "0.125", "--resolutions", "64", "40", "--repeats", "2",
+                             "--markdown", markdown, "--plot", plot])
+    assert [row[0] for row in rows] == [64, 40]
+    for _, plain_ms, san_ms, ratio, generation_ms, generation_ratio in rows:
+        assert plain_ms > 0 and san_ms > 0 and generation_ms > 0
+        assert ratio == pytest.approx(san_ms / plain_ms) and generation_ratio == pytest.approx(generation_ms / plain_ms)
+    with open(markdown) as f:
+        assert "| SAN / plain |" in f.read()
+    with open(plot, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == ["latency.md", "latency.png"]
+
+
+def test_plain_resnet_of_the_benchmark_has_sans_shape():
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    import san_latency
+
+    from projects.san import SANResNet
+
+    for depth in (18, 50):
+        plain, san = san_latency.plain_resnet(depth, 0.25), SANResNet(depth=depth, width=0.25)
+        x = torch.randn(1, 3, 64, 64)
+        assert plain.eval()(x)["res5"].shape == san.eval()(x)["res5"].shape
