@@ -65,7 +65,7 @@ from torch.nn import functional as F
 
 from detectron2.config import CfgNode as CN
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
-from detectron2.modeling.backbone import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.resnet import CNNBlockBase, ResNet
 from fvcore.nn import weight_init
@@ -73,6 +73,7 @@ from fvcore.nn import weight_init
 from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
 
 from .layers import TiedBlockConv2d
+from .resnet import fpn_from_cfg, reject_unsupported_resnets_options
 
 # ResNeSt-50 and -101 (He et al.'s bottleneck depths) and their deep-stem widths (ResNeSt paper)
 RESNEST_STEM_WIDTH = {50: 32, 101: 64}
@@ -317,19 +318,7 @@ def build_tied_resnest_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     if "TIED_RESNEST" not in cfg.MODEL:
         raise KeyError("cfg.MODEL.TIED_RESNEST is missing: call add_tied_resnest_config(cfg) first")
     resnets = cfg.MODEL.RESNETS
-    unsupported = {  # key: (value, the supported value, how to get the option instead)
-        "NUM_GROUPS": (resnets.NUM_GROUPS, 1, "; ResNeSt's splits are MODEL.TIED_RESNEST.RADIX"),
-        "RES5_DILATION": (resnets.RES5_DILATION, 1, ""),
-        "STEM_OUT_CHANNELS": (resnets.STEM_OUT_CHANNELS, 64, ""),
-        "RES2_OUT_CHANNELS": (resnets.RES2_OUT_CHANNELS, 256, ""),
-        "DEFORM_ON_PER_STAGE": (any(resnets.DEFORM_ON_PER_STAGE), False, ""),
-    }
-    for key, (value, supported, alternative) in unsupported.items():
-        if value != supported:
-            raise ValueError(
-                f"MODEL.RESNETS.{key}={value} is not supported by the TiedResNeSt backbone: "
-                f"set it to its default ({supported}){alternative}"
-            )
+    reject_unsupported_resnets_options(cfg, "TiedResNeSt", num_groups_hint="; ResNeSt's splits are MODEL.TIED_RESNEST.RADIX")
     tied = cfg.MODEL.TIED_RESNEST
     return build_tied_resnest(
         depth=resnets.DEPTH,
@@ -348,12 +337,4 @@ def build_tied_resnest_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
 def build_tied_resnest_fpn_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     """yacs builder: TiedResNeSt + FPN with P6 by max-pooling, as detectron2's
     ``build_resnet_fpn_backbone`` (reads MODEL.FPN.*)."""
-    bottom_up = build_tied_resnest_backbone(cfg, input_shape)
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return fpn_from_cfg(cfg, build_tied_resnest_backbone(cfg, input_shape), LastLevelMaxPool())

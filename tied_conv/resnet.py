@@ -326,6 +326,37 @@ def add_tied_resnet_config(cfg: CN) -> None:
     cfg.MODEL.TIED_RESNET.ATTENTION_B = 1
 
 
+def reject_unsupported_resnets_options(cfg: CN, backbone_name: str, num_groups_hint: str) -> None:
+    """Refuse MODEL.RESNETS options a tied backbone does not have (groups, dilation, deformable
+    convs, other stem/res2 widths) instead of silently ignoring them."""
+    resnets = cfg.MODEL.RESNETS
+    unsupported = {  # key: (value, the supported value, how to get the option instead)
+        "NUM_GROUPS": (resnets.NUM_GROUPS, 1, num_groups_hint),
+        "RES5_DILATION": (resnets.RES5_DILATION, 1, ""),
+        "STEM_OUT_CHANNELS": (resnets.STEM_OUT_CHANNELS, 64, ""),
+        "RES2_OUT_CHANNELS": (resnets.RES2_OUT_CHANNELS, 256, ""),
+        "DEFORM_ON_PER_STAGE": (any(resnets.DEFORM_ON_PER_STAGE), False, ""),
+    }
+    for key, (value, supported, alternative) in unsupported.items():
+        if value != supported:
+            raise ValueError(
+                f"MODEL.RESNETS.{key}={value} is not supported by the {backbone_name} backbone: "
+                f"set it to its default ({supported}){alternative}"
+            )
+
+
+def fpn_from_cfg(cfg: CN, bottom_up: Backbone, top_block) -> FPN:
+    """detectron2's FPN over ``bottom_up`` from MODEL.FPN.*, as its ``build_resnet_fpn_backbone``."""
+    return FPN(
+        bottom_up=bottom_up,
+        in_features=cfg.MODEL.FPN.IN_FEATURES,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=cfg.MODEL.FPN.NORM,
+        top_block=top_block,
+        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
+    )
+
+
 @BACKBONE_REGISTRY.register()
 def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     """yacs builder (``MODEL.BACKBONE.NAME = "build_tied_resnet_backbone"``).
@@ -339,23 +370,11 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     if "TIED_RESNET" not in cfg.MODEL:
         raise KeyError("cfg.MODEL.TIED_RESNET is missing: call add_tied_resnet_config(cfg) first")
     resnets = cfg.MODEL.RESNETS
-    unsupported = {  # key: (value, the supported value, how to get the option instead)
-        "NUM_GROUPS": (
-            resnets.NUM_GROUPS, 1,
-            "; for grouped 3x3s set MODEL.TIED_RESNET.SPLIT_GROUPS (groups per split, "
-            "cardinality SPLITS * SPLIT_GROUPS)",
-        ),
-        "RES5_DILATION": (resnets.RES5_DILATION, 1, ""),
-        "STEM_OUT_CHANNELS": (resnets.STEM_OUT_CHANNELS, 64, ""),
-        "RES2_OUT_CHANNELS": (resnets.RES2_OUT_CHANNELS, 256, ""),
-        "DEFORM_ON_PER_STAGE": (any(resnets.DEFORM_ON_PER_STAGE), False, ""),
-    }
-    for key, (value, supported, alternative) in unsupported.items():
-        if value != supported:
-            raise ValueError(
-                f"MODEL.RESNETS.{key}={value} is not supported by the TiedResNet backbone: "
-                f"set it to its default ({supported}){alternative}"
-            )
+    reject_unsupported_resnets_options(
+        cfg, "TiedResNet",
+        num_groups_hint="; for grouped 3x3s set MODEL.TIED_RESNET.SPLIT_GROUPS (groups per split, "
+        "cardinality SPLITS * SPLIT_GROUPS)",
+    )
     tied = cfg.MODEL.TIED_RESNET
     return build_tied_resnet(
         depth=resnets.DEPTH,
@@ -377,15 +396,7 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
 def build_tied_resnet_fpn_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     """yacs builder: TiedResNet + FPN with P6 by max-pooling, as detectron2's
     ``build_resnet_fpn_backbone`` (reads MODEL.FPN.*)."""
-    bottom_up = build_tied_resnet_backbone(cfg, input_shape)
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return fpn_from_cfg(cfg, build_tied_resnet_backbone(cfg, input_shape), LastLevelMaxPool())
 
 
 @BACKBONE_REGISTRY.register()
@@ -393,11 +404,5 @@ def build_retinanet_tied_resnet_fpn_backbone(cfg: CN, input_shape: ShapeSpec) ->
     """yacs builder: TiedResNet + FPN with RetinaNet's P6/P7 from res5, as detectron2's
     ``build_retinanet_resnet_fpn_backbone``."""
     bottom_up = build_tied_resnet_backbone(cfg, input_shape)
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelP6P7(bottom_up.output_shape()["res5"].channels, cfg.MODEL.FPN.OUT_CHANNELS),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    top_block = LastLevelP6P7(bottom_up.output_shape()["res5"].channels, cfg.MODEL.FPN.OUT_CHANNELS)
+    return fpn_from_cfg(cfg, bottom_up, top_block)

@@ -42,7 +42,7 @@ class ScaleAdaptiveClassifier(ImageClassifier):
             return super().forward(batched_inputs)
         targets = torch.as_tensor(self._class_ids(batched_inputs), device=self.device)
         logits_by_resolution = {
-            resolution: self._logits([{"image": x["images_by_resolution"][resolution]} for x in batched_inputs])
+            resolution: self.logits([{"image": x["images_by_resolution"][resolution]} for x in batched_inputs])
             for resolution in self._training_resolutions(batched_inputs)
         }
         losses = {
@@ -54,11 +54,6 @@ class ScaleAdaptiveClassifier(ImageClassifier):
             logits_by_resolution
         )
         return losses
-
-    def _logits(self, batched_inputs: List[Dict]) -> torch.Tensor:
-        """(N, num_classes) logits of the batch: pooled feature -> dropout -> fc."""
-        pooled = self.feature_map(batched_inputs).mean(dim=(2, 3))
-        return self.fc(self.dropout(pooled))
 
     @staticmethod
     def _training_resolutions(batched_inputs: List[Dict]) -> List[int]:

@@ -97,10 +97,14 @@ class ImageClassifier(nn.Module):
         images = self.preprocess_image(batched_inputs)
         return self.backbone(images.tensor)[self.in_feature]
 
+    def logits(self, batched_inputs: List[Dict]) -> torch.Tensor:
+        """(N, num_classes) class logits: pooled ``in_feature`` map -> dropout -> ``self.fc``."""
+        pooled = self.feature_map(batched_inputs).mean(dim=(2, 3))
+        return self.fc(self.dropout(pooled))
+
     def forward(self, batched_inputs: List[Dict]):
         """Loss dict in training mode, list of ``{"scores": probabilities}`` in eval mode."""
-        pooled = self.feature_map(batched_inputs).mean(dim=(2, 3))
-        logits = self.fc(self.dropout(pooled))
+        logits = self.logits(batched_inputs)
         if self.training:
             targets = torch.as_tensor(self._class_ids(batched_inputs), device=self.device)
             loss = F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
