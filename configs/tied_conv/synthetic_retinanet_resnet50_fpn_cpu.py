@@ -6,4 +6,3 @@ from .synthetic_occlusion_cpu import NUM_CLASSES, dataloader, lr_multiplier, opt
 shrink_resnet_fpn(model.backbone, depth=50, width=0.25)
 model.num_classes = NUM_CLASSES
 train.output_dir = "output/tied_conv/synthetic_retinanet_resnet50_fpn_cpu"
-optimizer.lr = 0.0025  # detectron2 RetinaNet: 0.01 at batch 16, scaled to batch 4 (0.01 diverges)

@@ -9,4 +9,3 @@ model.backbone.bottom_up.out_features = ["res3", "res4", "res5"]
 model.backbone.top_block.in_channels = 512  # res5 of the quarter-width network
 model.num_classes = NUM_CLASSES
 train.output_dir = "output/tied_conv/synthetic_retinanet_tied_resnet50_fpn_cpu"
-optimizer.lr = 0.0025  # detectron2 RetinaNet: 0.01 at batch 16, scaled to batch 4 (0.01 diverges)

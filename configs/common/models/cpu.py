@@ -54,9 +54,11 @@ def cpu_sized_rcnn(model):
 
 
 def cpu_sized_retinanet(model):
-    """RetinaNet FPN at CPU size (in place)."""
+    """RetinaNet FPN at CPU size (in place), with GroupNorm in the head (RetinaNet-GN): trained from
+    scratch at batch 4 the plain head either diverges (LR 0.01) or barely learns (0.0025)."""
     shrink_resnet_fpn(model.backbone)
     channels = model.backbone.out_channels
     model.head.input_shape = [ShapeSpec(channels=channels)] * len(model.head.input_shape)
     model.head.conv_dims = [channels] * 2
+    model.head.norm = "GN"
     halve_anchors(model.anchor_generator)
