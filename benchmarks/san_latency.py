@@ -21,6 +21,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from detectron2.modeling.backbone import BasicStem, ResNet  # noqa: E402
 
+from benchmarks.tbc_speed import markdown  # noqa: E402
+
 from projects.common.modeling import scaled_resnet_stages  # noqa: E402
 from projects.san import MetaConv2d, SANResNet, scale_encoding  # noqa: E402
 
@@ -81,13 +83,10 @@ def latency_rows(depth, width, batch, resolutions, repeats):
     return rows
 
 
-def markdown(rows):
+def latency_table(rows):
     header = ["resolution", "plain ms", "SAN cached ms", "SAN / plain", "kernel generation ms",
               "generation / plain forward"]
-    formats = ["{}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}", "{:.2f}"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(f.format(v) for f, v in zip(formats, row)) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown(header, rows, ["{}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}", "{:.2f}"])
 
 
 def plot(rows, path, title):
@@ -131,7 +130,7 @@ def main(argv=None):
     setting = (f"ResNet-{args.depth} x{args.width:g}, batch {args.batch}, eval, "
                f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
     rows = latency_rows(args.depth, args.width, args.batch, args.resolutions, args.repeats)
-    text = f"SAN vs plain ResNet latency ({setting}), median of {args.repeats}:\n\n{markdown(rows)}"
+    text = f"SAN vs plain ResNet latency ({setting}), median of {args.repeats}:\n\n{latency_table(rows)}"
     print(text)
     if args.markdown:
         temporary = f"{args.markdown}.tmp{os.getpid()}"
