@@ -22,7 +22,6 @@ import json
 import logging
 import numbers
 import os
-import tempfile
 from collections import Counter, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,6 +29,8 @@ import numpy as np
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
+
+from projects.common.io import write_json_atomically
 
 __all__ = ["register_k_shot_dataset", "register_k_shot_datasets", "register_pseudo_box_dataset", "sample_k_shot"]
 
@@ -181,20 +182,6 @@ def sample_k_shot(dataset_dicts: Sequence[dict], k: int, seed: int) -> list:
     return [image_ids[index] for index in selected]
 
 
-def _write_json_atomically(path: str, content: dict) -> None:
-    """Write JSON through a temporary file and ``os.replace``: readers never see a partial file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(content, f, indent=1)
-        os.replace(temporary_path, path)
-    except BaseException:
-        os.remove(temporary_path)
-        raise
-
-
 def _images_per_class(dataset_dicts: Sequence[dict], image_ids, thing_classes: Sequence[str]) -> Dict[str, int]:
     """Number of the selected images that contain each class (by class name)."""
     selected = set(image_ids)
@@ -235,7 +222,7 @@ def _load_k_shot(name: str, base_name: str, k: int, seed: int, split_file: str) 
             if count == 0:
                 logger.warning("%s: class %r has no annotated image in %s", name, class_name, base_name)
         split = {"base": base_name, "k": k, "seed": seed, "image_ids": image_ids, "images_per_class": images_per_class}
-        _write_json_atomically(split_file, split)
+        write_json_atomically(split_file, split, indent=1)
         logger.info("Wrote the %d-image split %s: images per class %s", len(image_ids), split_file, images_per_class)
     wanted = set(split["image_ids"])
     subset = [record for record in base_dicts if record["image_id"] in wanted]

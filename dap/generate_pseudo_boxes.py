@@ -38,6 +38,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from projects.common.data import check_dataset_available
+from projects.common.io import write_json_atomically
 
 from .boxes import boxes_from_cam
 from .cam import RESNET_CELL_ORIGIN, ClassActivationMapper
@@ -142,14 +143,14 @@ def generate_pseudo_boxes(
         [os.path.dirname(record["file_name"]) for record in dataset_dicts]
     )
     class_names = MetadataCatalog.get(dataset_name).thing_classes
-    _write_json_atomically(output_json, _coco_json(dataset_dicts, entries, image_root, class_names, settings))
+    write_json_atomically(output_json, _coco_json(dataset_dicts, entries, image_root, class_names, settings))
     boxes = [np.asarray(entry["boxes"], dtype=np.float64).reshape(-1, 4) for entry in entries]
     statistics = {"pseudo_boxes": pseudo_box_statistics(boxes)}
     quality = localisation_quality(boxes, dataset_dicts)
     if quality is not None:
         statistics["quality_vs_ground_truth"] = quality
     statistics_file = os.path.splitext(output_json)[0] + ".stats.json"
-    _write_json_atomically(statistics_file, {**statistics, "settings": settings})
+    write_json_atomically(statistics_file, {**statistics, "settings": settings})
     shutil.rmtree(parts_dir)
     logger.info(f"Wrote {output_json} (image_root {image_root}) and {statistics_file}\n" + format_statistics(statistics))
     return statistics
@@ -175,7 +176,7 @@ def _prepare_parts_dir(parts_dir: str, settings: Dict) -> None:
             )
         return
     os.makedirs(parts_dir)
-    _write_json_atomically(settings_file, settings)
+    write_json_atomically(settings_file, settings)
 
 
 def _finished_indices(parts_dir: str) -> set:
@@ -261,13 +262,6 @@ def _coco_json(dataset_dicts, entries, image_root, class_names, settings) -> Dic
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
     info = {"description": "DAP CAM pseudo boxes", "image_root": image_root, "settings": settings}
     return {"info": info, "images": images, "annotations": annotations, "categories": categories}
-
-
-def _write_json_atomically(path: str, content: Dict) -> None:
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as f:
-        json.dump(content, f)
-    os.replace(temporary, path)
 
 
 def add_pseudo_box_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -45,6 +44,7 @@ from detectron2.utils.logger import setup_logger
 
 import train_net
 from projects.common.data import DetectionDatasetMapper, check_dataset_available
+from projects.common.io import write_json_atomically
 
 __all__ = [
     "FlipTTADetector",
@@ -205,23 +205,6 @@ def _coco_annotations(detections: Instances, image_id: int, first_annotation_id:
     ]
 
 
-def _write_json_atomically(content: dict, path: str) -> None:
-    """Write to a temporary file next to ``path``, then rename: no half-written file on a crash."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    file_descriptor, temporary_path = tempfile.mkstemp(dir=directory, suffix=".json.tmp")
-    try:
-        with os.fdopen(file_descriptor, "w") as f:
-            json.dump(content, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary_path, 0o666 & ~umask)  # mkstemp's file is private; give it the usual mode
-        os.replace(temporary_path, path)
-    except BaseException:
-        os.remove(temporary_path)
-        raise
-
-
 def pseudo_label_dataset(
     model: nn.Module,
     dataset_name: str,
@@ -300,7 +283,7 @@ def pseudo_label_dataset(
         "annotations": annotations,
         "categories": [{"id": index + 1, "name": name} for index, name in enumerate(thing_classes)],
     }
-    _write_json_atomically(coco, output_json)
+    write_json_atomically(output_json, coco)
     stats = {
         "images": len(images),
         "boxes": len(annotations),

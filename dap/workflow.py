@@ -25,6 +25,7 @@ import sys
 import time
 from typing import Dict, List, Sequence
 
+from projects.common.io import write_json_atomically
 from projects.common.metrics import last_evaluation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,11 +114,7 @@ def _evaluate_detector_as_classifier(weights: str, output_dir: str, result_file:
 
     args = train_net.parse_args(["--config-file", DETECTOR_AS_CLASSIFIER_CONFIG, "--eval-only",
                                  f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}"])
-    results = train_net.main(args)
-    temporary = result_file + ".tmp"
-    with open(temporary, "w") as f:
-        json.dump(results, f)
-    os.replace(temporary, result_file)
+    write_json_atomically(result_file, train_net.main(args))
 
 
 def _pseudo_box_json() -> str:
