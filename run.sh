@@ -32,6 +32,8 @@ setup() {
   echo "run.sh: setting up $VENV (torch alone is ~5 GB; a few minutes the first time)" >&2
   local start=$SECONDS
   [ -x "$VENV/bin/python" ] || "$(find_python)" -m venv "$VENV"
+  # the plain OpenCV wheels own the same cv2 package as the contrib wheel of requirements.txt
+  "$VENV/bin/python" -m pip uninstall --quiet --yes opencv-python opencv-python-headless 2>/dev/null || true
   "$VENV/bin/python" -m pip install --quiet -r requirements.txt
   "$VENV/bin/python" tools/install_detectron2.py
   "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
