@@ -36,6 +36,7 @@ from dap.generate_pseudo_boxes import LabelledImageReader, add_pseudo_box_argume
 from dap.statistics import localisation_quality, pseudo_box_statistics
 from dap.visualize import sample_across_classes
 from projects.common.data import check_dataset_available
+from projects.common.io import save_figure_atomically
 
 CONFIG_FILE = "configs/dap/synthetic_classifier_cpu.py"
 WEIGHTS = "output/dap/synthetic/classifier/model_final.pth"
@@ -282,10 +283,8 @@ def plot(threshold_rows, nms_rows, path: str, title: str) -> None:
         bottom.set_xlabel(label)
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = f"{path}.tmp-{os.getpid()}"
-    figure.savefig(temporary, format="png")
+    save_figure_atomically(figure, path)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

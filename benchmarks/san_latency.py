@@ -23,6 +23,7 @@ from detectron2.modeling.backbone import BasicStem, ResNet  # noqa: E402
 
 from benchmarks.tbc_speed import markdown  # noqa: E402
 
+from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
 from projects.common.modeling import scaled_resnet_stages  # noqa: E402
 from projects.san import MetaConv2d, SANResNet, scale_encoding  # noqa: E402
 
@@ -110,10 +111,8 @@ def plot(rows, path, title):
         axis.legend(fontsize=8)
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = f"{path}.tmp{os.getpid()}.png"
-    figure.savefig(temporary)
+    save_figure_atomically(figure, path)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def main(argv=None):
@@ -133,10 +132,7 @@ def main(argv=None):
     text = f"SAN vs plain ResNet latency ({setting}), median of {args.repeats}:\n\n{latency_table(rows)}"
     print(text)
     if args.markdown:
-        temporary = f"{args.markdown}.tmp{os.getpid()}"
-        with open(temporary, "w") as f:
-            f.write(text + "\n")
-        os.replace(temporary, args.markdown)
+        write_bytes_atomically(args.markdown, (text + "\n").encode())
     if args.plot:
         plot(rows, args.plot, f"SAN latency on CPU ({setting})")
     return rows

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 import shutil
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from projects.common.data import check_dataset_available
-from projects.common.io import write_json_atomically
+from projects.common.io import drop_partial_line, read_jsonl_parts, write_json_atomically
 
 from .boxes import boxes_from_cam
 from .cam import RESNET_CELL_ORIGIN, ClassActivationMapper
@@ -180,32 +180,11 @@ def _prepare_parts_dir(parts_dir: str, settings: Dict) -> None:
 
 
 def _finished_indices(parts_dir: str) -> set:
-    return {entry["index"] for entry in _read_parts(parts_dir)}
-
-
-def _read_parts(parts_dir: str) -> Iterable[Dict]:
-    """Finished images of all ranks; a last line cut by a kill is ignored (it is redone)."""
-    for name in sorted(os.listdir(parts_dir)):
-        if not name.endswith(".jsonl"):
-            continue
-        with open(os.path.join(parts_dir, name)) as f:
-            for line in f:
-                if line.endswith("\n"):
-                    yield json.loads(line)
-
-
-def _drop_partial_line(path: str) -> None:
-    """Cut a line left unfinished by a killed run, so that appended lines start on their own."""
-    if not os.path.exists(path):
-        return
-    with open(path, "rb+") as f:
-        content = f.read()
-        if content and not content.endswith(b"\n"):
-            f.truncate(content.rfind(b"\n") + 1)
+    return {entry["index"] for entry in read_jsonl_parts(parts_dir)}
 
 
 def _process_shard(model, dataset_dicts, shard, options, batch_size, num_workers, part_file) -> None:
-    _drop_partial_line(part_file)
+    drop_partial_line(part_file)
     mapper = options.cam_mapper(model)
     loader = torch.utils.data.DataLoader(
         LabelledImageReader(dataset_dicts, shard, getattr(model, "input_format", "BGR")),
@@ -231,7 +210,7 @@ def _process_shard(model, dataset_dicts, shard, options, batch_size, num_workers
 
 def _collect_parts(parts_dir: str, num_images: int) -> List[Dict]:
     entries = {}
-    for entry in _read_parts(parts_dir):
+    for entry in read_jsonl_parts(parts_dir):
         entries.setdefault(entry["index"], entry)  # a duplicate can only repeat the same result
     missing = sorted(set(range(num_images)) - set(entries))
     if missing:

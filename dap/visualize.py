@@ -31,6 +31,7 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import Visualizer
 
 from projects.common.data import check_dataset_available
+from projects.common.io import save_figure_atomically
 
 from .boxes import boxes_from_cam
 from .cam import ClassActivationMap
@@ -259,16 +260,10 @@ def save_pseudo_box_figure(
         axis.set_title(title, fontsize=10)
     figure.suptitle(LEGEND + (f"\n{caption}" if caption else ""), fontsize=9)
     figure.tight_layout()
-    directory = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(directory, exist_ok=True)
-    temporary = f"{output_path}.tmp-{os.getpid()}"
     try:
-        figure.savefig(temporary, format="png", dpi=100)
-        os.replace(temporary, output_path)
+        save_figure_atomically(figure, output_path, dpi=100)
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def _caption(args: argparse.Namespace, options: PseudoBoxOptions) -> str:

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Dict, List, Sequence
 
-from projects.common.io import write_json_atomically
+from projects.common.io import save_figure_atomically, write_json_atomically
 from projects.common.metrics import last_evaluation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,10 +181,8 @@ def _plot(runs, shots, path) -> None:
         axis.legend()
     figure.suptitle("k-shot fine-tuning on synthetic_shapes_train, evaluated on synthetic_shapes_val")
     figure.tight_layout()
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=110)
+    save_figure_atomically(figure, path, dpi=110)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def main(argv: Sequence[str] = None) -> None:

@@ -31,6 +31,7 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import LazyCall as L  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 
+from projects.common.io import write_bytes_atomically  # noqa: E402
 from projects.san import INFERENCE_MODES, calibrate_batchnorm  # noqa: E402
 from projects.san.data import MultiResolutionClassificationMapper, set_test_resolution  # noqa: E402
 from train_net import do_test, load_config  # noqa: E402
@@ -87,14 +88,6 @@ def markdown(rows, test_resolutions):
         lines.append(f"| {row['model']} | {row['inference']} | "
                      + " | ".join(f"{row[t]:.1f}" for t in test_resolutions) + " |")
     return "\n".join(lines) + "\n"
-
-
-def write_atomically(path, data: bytes):
-    """Write ``data`` to a temporary file next to ``path`` and rename it: readers never see half a file."""
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)
 
 
 def csv_bytes(rows, test_resolutions) -> bytes:
@@ -155,8 +148,8 @@ def main(argv=None):
                              args.calibration_batches, args.opts)
     print(markdown(rows, args.test_resolutions), end="")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    write_atomically(args.output + ".csv", csv_bytes(rows, args.test_resolutions))
-    write_atomically(args.output + ".png", png_bytes(rows, args.test_resolutions))
+    write_bytes_atomically(args.output + ".csv", csv_bytes(rows, args.test_resolutions))
+    write_bytes_atomically(args.output + ".png", png_bytes(rows, args.test_resolutions))
     return rows
 
 

@@ -22,12 +22,12 @@ Written files hold ``{"model": state_dict}`` only and load with ``DetectionCheck
 """
 import argparse
 import logging
-import os
 import re
-import tempfile
 from typing import Dict
 
 import torch
+
+from .io import atomic_output
 
 __all__ = [
     "classifier_to_detection_state_dict",
@@ -141,16 +141,8 @@ def load_model_state_dict(path: str) -> Dict[str, torch.Tensor]:
 def save_model_state_dict(state: Dict[str, torch.Tensor], path: str) -> None:
     """Write ``{"model": state}`` to ``path`` atomically (temporary file + ``os.replace``), so an
     interrupted run never leaves a truncated checkpoint where a training config expects one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save({"model": state}, f)
-        os.replace(temporary_path, path)
-    except BaseException:
-        os.remove(temporary_path)
-        raise
+    with atomic_output(path) as f:
+        torch.save({"model": state}, f)
     logger.info("Wrote %s", path)
 
 
