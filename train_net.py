@@ -34,6 +34,7 @@ from detectron2.engine import (
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 
+from projects.common.engine import GradientAccumulationTrainer
 from projects.common.runtime import resolve_device
 
 logger = logging.getLogger("train_net")
@@ -92,7 +93,16 @@ def build_trainer(cfg):
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
     model = wrap_ddp(cfg, model)
-    trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optimizer)
+    accumulation_steps = cfg.train.get("gradient_accumulation_steps", 1)
+    if cfg.train.amp.enabled:
+        if accumulation_steps != 1:
+            raise ValueError("train.gradient_accumulation_steps > 1 is not supported with AMP: "
+                             "set train.amp.enabled=False or train.gradient_accumulation_steps=1")
+        trainer = AMPTrainer(model, train_loader, optimizer)
+    elif accumulation_steps > 1:
+        trainer = GradientAccumulationTrainer(model, train_loader, optimizer, accumulation_steps)
+    else:
+        trainer = SimpleTrainer(model, train_loader, optimizer)
     checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     trainer.register_hooks(
         [
