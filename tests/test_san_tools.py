@@ -119,3 +119,37 @@ def test_plain_resnet_of_the_benchmark_has_sans_shape():
         plain, san = san_latency.plain_resnet(depth, 0.25), SANResNet(depth=depth, width=0.25)
         x = torch.randn(1, 3, 64, 64)
         assert plain.eval()(x)["res5"].shape == san.eval()(x)["res5"].shape
+
+
+def test_experiment_summary_is_mean_and_sample_std_over_seeds():
+    import san_experiment
+
+    seeds = [[{"model": "SAN", "inference": "proxy", 64: 90.0, 32: 80.0}],
+             [{"model": "SAN", "inference": "proxy", 64: 94.0, 32: 80.0}]]
+    (row,) = san_experiment.summarise(seeds, [64, 32])
+    assert row[64] == pytest.approx((92.0, 2.8284271)) and row[32] == (80.0, 0.0) and row["seeds"] == 2
+    assert "| SAN | proxy | 92.0 ± 2.8 | 80.0 ± 0.0 |" in san_experiment.markdown([row], [64, 32])
+    assert san_experiment.run_label("configs/san/baseline_MobileNetV2_synthetic_cpu_48.py") == "baseline 48"
+    assert san_experiment.run_label("configs/san/san_R18_synthetic_cpu.py") == "SAN"
+
+
+def test_experiment_trains_every_run_once_and_tabulates(tmp_path, capsys):
+    """One seed, one iteration per run: 5 baselines + SAN trained through train_net.py, evaluated,
+    tabulated; a rerun trains nothing and gives the same table."""
+    import san_experiment
+
+    arguments = ["--family", "R18", "--seeds", "0", "--max-iter", "1", "--test-resolutions", "64",
+                 "--modes", "proxy", "--output-dir", str(tmp_path), "--opts",
+                 "dataloader.train.total_batch_size=4", "dataloader.train.num_workers=0",
+                 "dataloader.test.num_workers=0"]
+    first = san_experiment.main(arguments)
+    assert [(row["model"], row["inference"]) for row in first] == [
+        ("baseline 64", "-"), ("baseline 56", "-"), ("baseline 48", "-"), ("baseline 40", "-"),
+        ("baseline 32", "-"), ("SAN", "proxy")]
+    runs = sorted(os.listdir(tmp_path / "seed0"))
+    assert [r for r in runs if not r.endswith(".log")] == [
+        f"baseline_R18_synthetic_cpu_{r}" for r in (32, 40, 48, 56, 64)] + ["san_R18_synthetic_cpu", "table.json"]
+    assert {"table.md", "table.csv", "table.png"} <= set(os.listdir(tmp_path))
+    capsys.readouterr()
+    assert san_experiment.main(arguments) == first
+    assert capsys.readouterr().out.count("done already") == 6

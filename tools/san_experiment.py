@@ -1,0 +1,178 @@
+#!/usr/bin/env python
+"""The SAN experiment on the embedded data, end to end and over several seeds: trains the CPU SAN
+of a backbone family and its individually trained baselines (one per training resolution) with
+``train_net.py`` for every seed, then evaluates all of them over the test resolutions with
+tools/san_resolution_table.py's evaluation and prints the mean and standard deviation over the
+seeds (the supplement's Tables 4/5/7 question: SAN vs baselines), saved as CSV and PNG.
+
+    python tools/san_experiment.py --family R18 --seeds 0 1 2 --max-iter 600 \\
+        --test-resolutions 80 68 64 60 56 52 48 44 40 36 32 28 24 --output-dir output/san/experiment_R18
+
+Runs live in ``<output-dir>/seed<S>/<config name>/``. A finished run (``model_final.pth``) is not
+trained again and an interrupted one continues from its last checkpoint (``--resume``), so the
+command can simply be rerun after a stop. Every run keeps its config's optimisation; only the
+seed, the length (the LR schedules are fractions of it) and the output folder are overridden.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TOOLS)
+sys.path[:0] = [TOOLS, REPO]
+
+from projects.common.io import write_bytes_atomically  # noqa: E402
+from san_resolution_table import evaluate_run  # noqa: E402
+
+FAMILIES = {
+    # family: (SAN config, its baselines' configs); SAN trains at 64/48/32, the R18 baselines also
+    # at 56 and 40, resolutions SAN never sees (supplement Table 7)
+    "R18": ("configs/san/san_R18_synthetic_cpu.py",
+            [f"configs/san/baseline_R18_synthetic_cpu_{r}.py" for r in (64, 56, 48, 40, 32)]),
+    "MobileNetV2": ("configs/san/san_MobileNetV2_synthetic_cpu.py",
+                    [f"configs/san/baseline_MobileNetV2_synthetic_cpu_{r}.py" for r in (64, 48, 32)]),
+}
+
+
+def run_label(config_file: str) -> str:
+    """'SAN' or 'baseline <resolution>' for the table."""
+    name = os.path.splitext(os.path.basename(config_file))[0]
+    return f"baseline {name.rsplit('_', 1)[1]}" if name.startswith("baseline") else "SAN"
+
+
+def train(config_file: str, seed: int, max_iter: int, output_dir: str, extra_opts) -> str:
+    """Train one run with train_net.py unless it finished already; the path of its final weights."""
+    final = os.path.join(output_dir, "model_final.pth")
+    if os.path.isfile(final):
+        print(f"[san_experiment] done already: {final}", flush=True)
+        return final
+    command = [
+        sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config_file, "--resume",
+        f"train.seed={seed}", f"train.max_iter={max_iter}", f"train.output_dir={output_dir}",
+        f"train.eval_period={max_iter}", f"train.checkpointer.period={max(max_iter // 4, 1)}",
+        *extra_opts,
+    ]
+    print("[san_experiment] " + " ".join(command), flush=True)
+    os.makedirs(os.path.dirname(output_dir), exist_ok=True)
+    start = time.time()
+    log_file = output_dir + ".log"  # next to the run's folder
+    with open(log_file, "a") as log:
+        status = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    if status:
+        with open(log_file) as log:
+            tail = "".join(log.readlines()[-15:])
+        raise RuntimeError(f"training {config_file} failed (exit {status}); the end of {log_file}:\n{tail}")
+    print(f"[san_experiment] trained in {time.time() - start:.0f} s", flush=True)
+    return final
+
+
+def summarise(rows_per_seed, test_resolutions):
+    """Mean and sample standard deviation (n - 1) over the seeds of every (model, inference) row."""
+    summary = []
+    for rows in zip(*rows_per_seed):
+        row = {"model": rows[0]["model"], "inference": rows[0]["inference"], "seeds": len(rows)}
+        for t in test_resolutions:
+            values = [r[t] for r in rows]
+            row[t] = (statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0)
+        summary.append(row)
+    return summary
+
+
+def markdown(summary, test_resolutions):
+    lines = ["| model | inference | " + " | ".join(str(t) for t in test_resolutions) + " |",
+             "|---|---|" + "---|" * len(test_resolutions)]
+    for row in summary:
+        cells = " | ".join(f"{row[t][0]:.1f} ± {row[t][1]:.1f}" for t in test_resolutions)
+        lines.append(f"| {row['model']} | {row['inference']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_bytes(summary, test_resolutions) -> bytes:
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["model", "inference", "seeds", *(f"{t}_{k}" for t in test_resolutions for k in ("mean", "std"))])
+    for row in summary:
+        writer.writerow([row["model"], row["inference"], row["seeds"],
+                         *(f"{v:.2f}" for t in test_resolutions for v in row[t])])
+    return text.getvalue().encode()
+
+
+def png_bytes(summary, test_resolutions, title) -> bytes:
+    """Mean top-1 against test resolution with one-standard-deviation error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for row in summary:
+        label = row["model"] if row["inference"] == "-" else f"{row['model']} ({row['inference']})"
+        axis.errorbar(test_resolutions, [row[t][0] for t in test_resolutions],
+                      yerr=[row[t][1] for t in test_resolutions], capsize=3,
+                      fmt="-o" if row["inference"] == "-" else "-s", label=label)
+    axis.set_xlabel("test resolution (px)")
+    axis.set_ylabel("top-1 accuracy (%), mean ± std over seeds")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="R18")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-iter", type=int, default=300, help="training iterations of every run")
+    parser.add_argument("--test-resolutions", type=int, nargs="+",
+                        default=[80, 68, 64, 60, 56, 52, 48, 44, 40, 36, 32, 28, 24],
+                        help="default: the supplement's Table 5 grid at this scale (training +- 4 px) and beyond")
+    parser.add_argument("--modes", nargs="+", default=["proxy", "ideal", "data_free"],
+                        help="inference modes of the SAN models")
+    parser.add_argument("--calibration-batches", type=int, default=10)
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--opts", nargs="*", default=[],
+                        help="config overrides applied to every run, in training and evaluation")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds {args.seeds} repeats a seed")
+    if args.max_iter < 1:
+        parser.error("--max-iter must be at least 1")
+
+    san_config, baseline_configs = FAMILIES[args.family]
+    configs = baseline_configs + [san_config]
+    rows_per_seed = []
+    for seed in args.seeds:
+        rows = []
+        for config_file in configs:
+            output_dir = os.path.join(args.output_dir, f"seed{seed}",
+                                      os.path.splitext(os.path.basename(config_file))[0])
+            checkpoint = train(os.path.join(REPO, config_file), seed, args.max_iter, output_dir, args.opts)
+            rows += evaluate_run(run_label(config_file), os.path.join(REPO, config_file), checkpoint,
+                                 args.test_resolutions, args.modes, args.calibration_batches, args.opts)
+        rows_per_seed.append(rows)
+        write_bytes_atomically(os.path.join(args.output_dir, f"seed{seed}", "table.json"),
+                         json.dumps(rows, indent=1).encode())
+
+    summary = summarise(rows_per_seed, args.test_resolutions)
+    print(f"{args.family}, seeds {args.seeds}, {args.max_iter} iterations per run:")
+    print(markdown(summary, args.test_resolutions), end="")
+    prefix = os.path.join(args.output_dir, "table")
+    write_bytes_atomically(prefix + ".md", markdown(summary, args.test_resolutions).encode())
+    write_bytes_atomically(prefix + ".csv", csv_bytes(summary, args.test_resolutions))
+    title = f"SAN {args.family} vs individually trained ({len(args.seeds)} seeds)"
+    write_bytes_atomically(prefix + ".png", png_bytes(summary, args.test_resolutions, title))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
