@@ -55,10 +55,14 @@ def load_config(config_file, overrides=()):
 
 
 def do_test(cfg, model):
-    """Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``."""
+    """Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``; through the
+    config's ``test_time_augmentation`` (a LazyCall wrapper taking ``model=``) when it has one."""
     if "evaluator" not in cfg.dataloader:
         return {}
     test_loader = instantiate(cfg.dataloader.test)  # first: it may generate embedded data
+    if cfg.get("test_time_augmentation") is not None:
+        cfg.test_time_augmentation.model = model
+        model = instantiate(cfg.test_time_augmentation)
     results = inference_on_dataset(model, test_loader, instantiate(cfg.dataloader.evaluator))
     if comm.is_main_process():
         print_csv_format(results)

@@ -20,12 +20,12 @@ continues where it stopped when started again.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Sequence
 
 from projects.common.io import save_figure_atomically, write_json_atomically
+from projects.common.workflow import Workflow, train_command
 from projects.common.metrics import last_evaluation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,63 +43,47 @@ METRICS = ("bbox/AP", "bbox/AP50", "voc/AP50", "voc/AP50_11pt")
 INITIALISATIONS = ("cls", "dap")
 
 
-def _run(description: str, command: List[str], result: str, timings: Dict[str, float]) -> None:
-    """Run one step unless ``result`` exists; its output goes straight to the terminal."""
-    if os.path.exists(result):
-        print(f"[dap.workflow] {description}: done before ({result})", flush=True)
-        return
-    print(f"[dap.workflow] {description}:\n  {' '.join(command)}", flush=True)
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
-    timings[description] = time.perf_counter() - start
-
-
-def _train(config: str, output_dir: str, *overrides: str) -> List[str]:
-    # --resume: continue an interrupted run (a fresh start when there is no checkpoint yet)
-    return [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config, "--resume",
-            f"train.output_dir={output_dir}", *overrides]
-
-
 def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
     """Run (or finish) every step; returns the report's markdown."""
-    timings: Dict[str, float] = {}
+    workflow = Workflow("dap.workflow")
+    timings = workflow.timings
     paths = {name: os.path.join(output_dir, name) for name in ("classifier", "pretrain", "finetune")}
     classifier_weights = os.path.join(paths["classifier"], "model_final.pth")
     pseudo_boxes = _pseudo_box_json()
     cls_init, dap_init = os.path.join(output_dir, "cls_init.pth"), os.path.join(output_dir, "dap_init.pth")
     python = sys.executable
 
-    _run("1. classifier", _train(CLASSIFIER_CONFIG, paths["classifier"]), classifier_weights, timings)
-    _run("2. pseudo boxes", [python, "-m", "dap.generate_pseudo_boxes", "--config-file", CLASSIFIER_CONFIG,
-                             "--weights", classifier_weights, "--dataset", CLASSIFICATION_SET,
-                             "--output", pseudo_boxes, *PSEUDO_BOX_OPTIONS], pseudo_boxes, timings)
+    workflow.run("1. classifier", train_command(CLASSIFIER_CONFIG, paths["classifier"]), classifier_weights)
+    workflow.run("2. pseudo boxes", [python, "-m", "dap.generate_pseudo_boxes", "--config-file", CLASSIFIER_CONFIG,
+                                     "--weights", classifier_weights, "--dataset", CLASSIFICATION_SET,
+                                     "--output", pseudo_boxes, *PSEUDO_BOX_OPTIONS], pseudo_boxes)
     figure = os.path.join(output_dir, "pseudo_boxes.png")
-    _run("2b. pseudo-box picture", [python, "-m", "dap.visualize", "--config-file", CLASSIFIER_CONFIG,
-                                    "--weights", classifier_weights, "--dataset", "synthetic_shapes_cls_val",
-                                    "--output", figure, *PSEUDO_BOX_OPTIONS], figure, timings)
-    _run("3a. CLS initialisation", [python, "-m", "projects.common.checkpoint", "--input", classifier_weights,
-                                    "--output", cls_init, "--fpn"], cls_init, timings)
+    workflow.run("2b. pseudo-box picture", [python, "-m", "dap.visualize", "--config-file", CLASSIFIER_CONFIG,
+                                            "--weights", classifier_weights, "--dataset", "synthetic_shapes_cls_val",
+                                            "--output", figure, *PSEUDO_BOX_OPTIONS], figure)
+    workflow.run("3a. CLS initialisation", [python, "-m", "projects.common.checkpoint", "--input", classifier_weights,
+                                            "--output", cls_init, "--fpn"], cls_init)
     pretrained = os.path.join(paths["pretrain"], "model_final.pth")
-    _run("3b. detector pre-training", _train(PRETRAIN_CONFIG, paths["pretrain"], f"train.init_checkpoint={cls_init}"),
-         pretrained, timings)
+    workflow.run("3b. detector pre-training",
+                 train_command(PRETRAIN_CONFIG, paths["pretrain"], f"train.init_checkpoint={cls_init}"), pretrained)
     detector_as_classifier = os.path.join(output_dir, "detector_as_classifier.json")
     if not os.path.exists(detector_as_classifier):
-        print("[dap.workflow] 3c. pre-trained detector as a classifier (train_net.py --eval-only)", flush=True)
+        workflow.log("3c. pre-trained detector as a classifier (train_net.py --eval-only)")
         start = time.perf_counter()
         _evaluate_detector_as_classifier(pretrained, os.path.join(output_dir, "detector_as_classifier"),
                                          detector_as_classifier)
         timings["3c. detector as classifier"] = time.perf_counter() - start
-    _run("4a. DAP initialisation", [python, "-m", "dap.transfer", "--input", pretrained, "--output", dap_init],
-         dap_init, timings)
+    workflow.run("4a. DAP initialisation",
+                 [python, "-m", "dap.transfer", "--input", pretrained, "--output", dap_init], dap_init)
     runs = {}
     for k in shots:
         for initialisation, weights in zip(INITIALISATIONS, (cls_init, dap_init)):
             run_dir = os.path.join(paths["finetune"], f"{initialisation}_{k}shot_seed{seed}")
             runs[(initialisation, k)] = run_dir
-            _run(f"4b. {k}-shot fine-tuning from {initialisation.upper()}",
-                 _train(FINETUNE_CONFIG, run_dir, f"train.init_checkpoint={weights}",
-                        f"dataloader.train.dataset.names={DETECTION_SET}_{k}shot_seed{seed}"),
-                 os.path.join(run_dir, "model_final.pth"), timings)
+            workflow.run(f"4b. {k}-shot fine-tuning from {initialisation.upper()}",
+                         train_command(FINETUNE_CONFIG, run_dir, f"train.init_checkpoint={weights}",
+                                       f"dataloader.train.dataset.names={DETECTION_SET}_{k}shot_seed{seed}"),
+                         os.path.join(run_dir, "model_final.pth"))
 
     report = _report(output_dir, pseudo_boxes, paths, runs, shots, timings, detector_as_classifier)
     _plot(runs, shots, os.path.join(output_dir, "kshot.png"))

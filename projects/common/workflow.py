@@ -1,0 +1,45 @@
+"""The step runner of the projects' end-to-end workflows (``python -m dap.workflow``,
+``python -m projects.resnet_ws.workflow``, ``python -m projects.msad.workflow``): every step is an
+ordinary command of the collection, printed before it runs, skipped when its result exists, so
+an interrupted workflow continues where it stopped when started again."""
+import os
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Workflow:
+    """Runs the steps of one workflow and records how long each took."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.timings: Dict[str, float] = {}
+
+    def run(self, description: str, command: List[str], result: str) -> None:
+        """Run ``command`` unless ``result`` exists; its output goes straight to the terminal."""
+        if os.path.exists(result):
+            self.log(f"{description}: done before ({result})")
+            return
+        self.log(f"{description}:\n  {' '.join(command)}")
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        self.timings[description] = time.perf_counter() - start
+
+    def log(self, message: str) -> None:
+        print(f"[{self.name}] {message}", flush=True)
+
+
+def train_command(config: str, output_dir: str, *overrides: str) -> List[str]:
+    """``train_net.py`` on ``config`` into ``output_dir``; ``--resume`` continues an interrupted
+    run (a fresh start when there is no checkpoint yet)."""
+    return [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config, "--resume",
+            f"train.output_dir={output_dir}", *overrides]
+
+
+def eval_command(config: str, weights: str, output_dir: str, *overrides: str) -> List[str]:
+    """``train_net.py --eval-only`` of ``weights`` (results in ``output_dir``'s log)."""
+    return [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config, "--eval-only",
+            f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}", *overrides]

@@ -1,0 +1,315 @@
+"""
+The weakly supervised detector of ResNet-WS: backbone -> RoIPool of precomputed proposals ->
+optional box head -> neck -> WSDDN / OICR / OICR+REG head, trained from image-level labels only;
+and its test-time augmentation over scales and horizontal flip.
+"""
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from detectron2.layers import cat
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, DatasetMapperTTA
+from detectron2.modeling.poolers import ROIPooler
+from detectron2.modeling.postprocessing import detector_postprocess
+from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_image
+from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.utils.events import get_event_storage
+
+from .heads import build_weak_detection_head
+
+
+@META_ARCH_REGISTRY.register()
+class WeaklySupervisedRCNN(nn.Module):
+    """
+    Fast R-CNN-style weakly supervised detector on precomputed proposals (ResNet-WS, WSDDN/OICR).
+
+    Inputs are detectron2's: a list of dicts with ``"image"`` (C, H, W) in ``input_format``,
+    ``"proposals"`` (``Instances`` with ``proposal_boxes`` and ``objectness_logits`` in the
+    image's coordinates, what ``DatasetMapper(precomputed_proposal_topk=K)`` makes of a
+    detectron2 proposal file), optional ``"height"``/``"width"`` (output size) and, in training,
+    ``"instances"`` whose distinct ``gt_classes`` are the image-level label. Boxes of the
+    annotations are never read. Images without any class are left out of the losses and counted
+    in the EventStorage as ``weak_supervision/images_without_labels``.
+
+    Proposal features: ``self.backbone``'s ``in_feature`` map, RoIPool at 1 / its stride
+    (``self.pooler``), multiplied by (objectness_logits + 1) when ``scale_by_proposal_score``
+    (the authors multiply by the raw stored proposal score + 1: MCG's score, 1 for Selective
+    Search files; detectron2 stores the file's "scores" unchanged as "objectness_logits", so no
+    sigmoid is applied), then ``self.box_head`` if given (the res5 stage of a plain C4 ResNet;
+    None for ResNet-WS) and ``self.neck``. The attribute names ``backbone`` and ``neck`` match
+    the classification model, so its checkpoint (``backbone.*``, ``neck.*``, ``fc.*``) loads
+    directly with ``DetectionCheckpointer`` (``fc.*`` is reported as unused).
+
+    Training returns the head's losses. Inference returns ``[{"instances": Instances}]`` with
+    ``pred_boxes``, ``scores``, ``pred_classes`` in the ``height`` x ``width`` output frame,
+    after per-class NMS; ``predict_proposals`` gives the per-proposal scores before NMS.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        in_feature: str,
+        neck: nn.Module,
+        num_classes: int,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        input_format: str = "BGR",
+        head_type: str = "oicr",
+        head_options: Optional[Dict] = None,
+        box_head: Optional[nn.Module] = None,
+        pooler_resolution: int = 7,
+        pooler_type: str = "ROIPool",
+        scale_by_proposal_score: bool = True,
+        test_score_thresh: Optional[float] = None,
+        test_nms_thresh: Optional[float] = None,
+        test_detections_per_image: int = 100,
+    ):
+        """
+        Args:
+            backbone: any detectron2 backbone; ``in_feature`` must be one of its outputs.
+            in_feature: the feature map proposals are pooled from, e.g. "res5".
+            neck: maps the (box head's) pooled features to (R, D) vectors and exposes D as
+                ``output_size``, e.g. ``RedundantAdaptationNeck``.
+            num_classes: number of foreground classes.
+            pixel_mean, pixel_std: per-channel normalisation, in ``input_format`` channel order.
+            input_format: channel order of the input images.
+            head_type: "wsddn", "oicr" or "oicr_reg" (``heads.build_weak_detection_head``).
+            head_options: extra constructor arguments of the head, e.g. ``{"num_refinements": 3}``.
+            box_head: module applied to the pooled features before the neck, or None.
+            pooler_resolution, pooler_type: detectron2 ``ROIPooler`` output size and type
+                (the paper: 7x7 "ROIPool"; RoIAlign was worse).
+            scale_by_proposal_score: multiply pooled features by (objectness_logits + 1).
+            test_score_thresh, test_nms_thresh: detection score threshold and per-class NMS IoU;
+                None takes the head's (WSDDN: 1e-9, 0.5; OICR: 1e-5, 0.3, the authors' configs).
+            test_detections_per_image: detections kept per image after NMS.
+        """
+        super().__init__()
+        output_shapes = backbone.output_shape()
+        if in_feature not in output_shapes:
+            raise ValueError(
+                f"in_feature={in_feature!r} is not produced by the backbone, whose outputs are "
+                f"{sorted(output_shapes)}: pick one of them or add it to the backbone's out_features"
+            )
+        if not hasattr(neck, "output_size"):
+            raise AttributeError(
+                f"the neck {type(neck).__name__} has no 'output_size' (its feature width): give it one, "
+                "as RedundantAdaptationNeck does"
+            )
+        if len(pixel_mean) != len(pixel_std):
+            raise ValueError(
+                f"pixel_mean has {len(pixel_mean)} channels but pixel_std has {len(pixel_std)}: "
+                "give one value per image channel to both"
+            )
+        self.backbone = backbone
+        self.in_feature = in_feature
+        self.pooler = ROIPooler(
+            output_size=pooler_resolution,
+            scales=(1.0 / output_shapes[in_feature].stride,),
+            sampling_ratio=0,
+            pooler_type=pooler_type,
+        )
+        self.box_head = box_head
+        self.neck = neck
+        self.head = build_weak_detection_head(head_type, neck.output_size, num_classes, **(head_options or {}))
+        self.head_type = head_type
+        self.num_classes = num_classes
+        self.input_format = input_format
+        self.scale_by_proposal_score = scale_by_proposal_score
+        self.test_score_thresh = self.head.TEST_SCORE_THRESH if test_score_thresh is None else test_score_thresh
+        self.test_nms_thresh = self.head.TEST_NMS_THRESH if test_nms_thresh is None else test_nms_thresh
+        self.test_detections_per_image = test_detections_per_image
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
+        """Normalise the images and pad them into one batch, as GeneralizedRCNN does."""
+        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+
+    def forward(self, batched_inputs: List[Dict]):
+        """Loss dict in training mode, list of ``{"instances"}`` in eval mode."""
+        if not self.training:
+            return self.inference(batched_inputs)
+        image_labels = self.image_labels(batched_inputs)
+        unlabelled = int((~image_labels.any(dim=1)).sum())
+        get_event_storage().put_scalar("weak_supervision/images_without_labels", unlabelled)
+        features, proposals = self.proposal_features(batched_inputs)
+        return self.head.losses(features, [p.proposal_boxes for p in proposals], image_labels)
+
+    def proposal_features(self, batched_inputs: List[Dict]) -> Tuple[torch.Tensor, List[Instances]]:
+        """(R, D) neck features of all proposals of the batch, and the per-image proposals."""
+        proposals = self._proposals(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        feature_map = self.backbone(images.tensor)[self.in_feature]
+        pooled = self.pooler([feature_map], [p.proposal_boxes for p in proposals])
+        if self.scale_by_proposal_score:
+            pooled = pooled * (cat([p.objectness_logits for p in proposals]) + 1.0).view(-1, 1, 1, 1)
+        if self.box_head is not None:
+            pooled = self.box_head(pooled)
+        return self.neck(pooled), proposals
+
+    def image_labels(self, batched_inputs: List[Dict]) -> torch.Tensor:
+        """(N, C) multi-hot image-level labels: the distinct ``instances.gt_classes`` of each input."""
+        labels = torch.zeros(len(batched_inputs), self.num_classes, device=self.device)
+        for index, x in enumerate(batched_inputs):
+            if "instances" not in x:
+                raise KeyError(
+                    f"WeaklySupervisedRCNN needs 'instances' (with gt_classes) in every training input, but "
+                    f"input {index} only has {sorted(x)}: map the training set with is_train=True from "
+                    "dataset dicts that carry 'annotations'"
+                )
+            classes = x["instances"].gt_classes.to(self.device)
+            if len(classes) and not (0 <= int(classes.min()) and int(classes.max()) < self.num_classes):
+                raise ValueError(
+                    f"input {index} has gt_classes {classes.unique().tolist()}, outside [0, {self.num_classes}): "
+                    "set num_classes to the dataset's number of classes"
+                )
+            labels[index, classes] = 1.0
+        return labels
+
+    def _proposals(self, batched_inputs: List[Dict]) -> List[Instances]:
+        proposals = []
+        for index, x in enumerate(batched_inputs):
+            if "proposals" not in x:
+                raise KeyError(
+                    f"WeaklySupervisedRCNN needs precomputed 'proposals' in every input, but input {index} "
+                    f"only has {sorted(x)}: load proposal files with get_detection_dataset_dicts(..., "
+                    "proposal_files=[...]) and map with a proposal top-K (projects.resnet_ws.data)"
+                )
+            if len(x["proposals"]) == 0:
+                raise ValueError(
+                    f"input {index} ({x.get('file_name', 'no file_name')}) has no proposals: its proposal file "
+                    "entry is empty or every proposal was filtered out (proposal_min_size)"
+                )
+            proposals.append(x["proposals"].to(self.device))
+        return proposals
+
+    def predict_proposals(self, batched_inputs: List[Dict]) -> List[Instances]:
+        """
+        Per image, before NMS, in the input image's coordinates: ``Instances`` of its proposals
+        with ``class_scores`` (R_i, C) and ``predicted_boxes`` (R_i, 4): the proposals, or
+        (R_i, 4C) class-specific regressed boxes (OICR+REG). Test-time augmentation averages these.
+        """
+        features, proposals = self.proposal_features(batched_inputs)
+        scores, boxes = self.head.inference(features, [p.proposal_boxes for p in proposals])
+        return [
+            Instances(p.image_size, proposal_boxes=p.proposal_boxes, class_scores=s, predicted_boxes=b)
+            for p, s, b in zip(proposals, scores, boxes)
+        ]
+
+    def detect(self, class_scores: torch.Tensor, predicted_boxes: torch.Tensor, image_size) -> Instances:
+        """Score threshold, per-class NMS and top detections of one image's per-proposal predictions."""
+        background = class_scores.new_zeros(len(class_scores), 1)  # detectron2 expects a last background column
+        instances, _ = fast_rcnn_inference_single_image(
+            predicted_boxes,
+            torch.cat([class_scores, background], dim=1),
+            image_size,
+            self.test_score_thresh,
+            self.test_nms_thresh,
+            self.test_detections_per_image,
+        )
+        return instances
+
+    def inference(self, batched_inputs: List[Dict], do_postprocess: bool = True) -> List[Dict]:
+        """``[{"instances"}]``, rescaled to each input's ``height`` x ``width`` when ``do_postprocess``."""
+        results = []
+        for x, prediction in zip(batched_inputs, self.predict_proposals(batched_inputs)):
+            instances = self.detect(prediction.class_scores, prediction.predicted_boxes, prediction.image_size)
+            if do_postprocess:
+                height, width = prediction.image_size
+                instances = detector_postprocess(instances, x.get("height", height), x.get("width", width))
+            results.append({"instances": instances})
+        return results
+
+
+class WeaklySupervisedRCNNWithTTA(nn.Module):
+    """
+    Test-time augmentation of a ``WeaklySupervisedRCNN`` in the style of detectron2's
+    ``GeneralizedRCNNWithTTA``: every input is re-mapped by detectron2's ``DatasetMapperTTA``
+    (``ResizeShortestEdge`` to each of ``min_sizes``, each also flipped by ``HFlipTransform``
+    when ``flip``), the same proposals are transformed into every view, and the per-proposal
+    class scores and predicted boxes (mapped back with the inverse transform, which unflips
+    them) are averaged over the views before one score threshold + per-class NMS in the
+    original ``height`` x ``width`` frame, as the authors' averaging TTA does.
+    """
+
+    def __init__(
+        self,
+        model: WeaklySupervisedRCNN,
+        *,
+        min_sizes: Sequence[int] = (480, 576, 672, 768, 864, 960, 1056, 1152),
+        max_size: int = 4000,
+        flip: bool = True,
+        batch_size: int = 1,
+    ):
+        """
+        Args:
+            model: the detector (a DistributedDataParallel wrapper is unwrapped).
+            min_sizes, max_size, flip: the views (defaults: the authors' VOC test settings).
+            batch_size: views per forward pass.
+        """
+        super().__init__()
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
+        if not isinstance(model, WeaklySupervisedRCNN):
+            raise TypeError(f"WeaklySupervisedRCNNWithTTA needs a WeaklySupervisedRCNN, got {type(model).__name__}")
+        self.model = model
+        self.tta_mapper = DatasetMapperTTA(min_sizes=list(min_sizes), max_size=max_size, flip=flip)
+        self.batch_size = batch_size
+
+    def forward(self, batched_inputs: List[Dict]) -> List[Dict]:
+        results = []
+        for x in batched_inputs:
+            scores, boxes = self.merged_proposal_predictions(x)
+            results.append({"instances": self.model.detect(scores, boxes, (x["height"], x["width"]))})
+        return results
+
+    @torch.no_grad()
+    def merged_proposal_predictions(self, input_dict: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(R, C) class scores and (R, 4) or (R, 4C) boxes of the input's proposals, averaged over
+        the views, boxes in the original ``height`` x ``width`` frame."""
+        for key in ("image", "height", "width", "proposals"):
+            if key not in input_dict:
+                raise KeyError(
+                    f"test-time augmentation needs {key!r} in every input, got only {sorted(input_dict)}: "
+                    "use the test mapper of projects.resnet_ws.data (it keeps height, width and proposals)"
+                )
+        original_boxes = self._proposals_in_original_frame(input_dict)
+        views = self.tta_mapper(input_dict)
+        transforms = [view.pop("transforms") for view in views]
+        for view, transform in zip(views, transforms):
+            proposals = Instances(tuple(view["image"].shape[-2:]))
+            proposals.proposal_boxes = Boxes(torch.from_numpy(transform.apply_box(original_boxes)))
+            proposals.objectness_logits = input_dict["proposals"].objectness_logits
+            view["proposals"] = proposals
+        predictions = []
+        for start in range(0, len(views), self.batch_size):
+            predictions.extend(self.model.predict_proposals(views[start : start + self.batch_size]))
+        scores = torch.stack([p.class_scores for p in predictions]).mean(dim=0)
+        boxes = torch.stack(
+            [self._to_original_frame(p.predicted_boxes, t) for p, t in zip(predictions, transforms)]
+        ).mean(dim=0)
+        return scores, boxes
+
+    @staticmethod
+    def _proposals_in_original_frame(input_dict: Dict) -> np.ndarray:
+        """The input's proposals rescaled from the mapped image to ``height`` x ``width``."""
+        boxes = Boxes(input_dict["proposals"].proposal_boxes.tensor.detach().to("cpu", copy=True))
+        image_height, image_width = input_dict["proposals"].image_size
+        boxes.scale(input_dict["width"] / image_width, input_dict["height"] / image_height)
+        return boxes.tensor.numpy()
+
+    @staticmethod
+    def _to_original_frame(boxes: torch.Tensor, transform) -> torch.Tensor:
+        """(R, 4k) boxes of a view mapped back by the inverse of its transform."""
+        original = transform.inverse().apply_box(boxes.reshape(-1, 4).cpu().numpy())
+        return torch.from_numpy(original).to(boxes.device).reshape(boxes.shape)
