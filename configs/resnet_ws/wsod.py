@@ -55,6 +55,19 @@ def authors_optimizer(lr: float = 0.01):
     return optimizer
 
 
+def use_wsddn_recipe(model, train):
+    """Turn an OICR config into the authors' WSDDN (in place); returns its LR multiplier: 200k
+    forward passes of batch 4 with gradients accumulated over 32 of them, i.e. 6250 optimizer
+    steps of 128 images (our reading of their iteration count, see projects/resnet_ws/README.md),
+    LR x0.1 at 70 %."""
+    model.head_type = "wsddn"
+    train.gradient_accumulation_steps = 32
+    train.max_iter = 200000 // 32
+    train.eval_period = train.max_iter
+    train.checkpointer.period = 500
+    return oicr_schedule(max_iter=train.max_iter, step=int(0.7 * train.max_iter))
+
+
 def oicr_schedule(max_iter: int = 50000, step: int = 35000):
     """OICR: 50k iterations at batch 4 (about 40 VOC 2007 epochs), LR x0.1 at 35k."""
     return step_schedule(milestones=[step], max_iter=max_iter, warmup_iters=200)

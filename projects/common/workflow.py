@@ -2,6 +2,7 @@
 ``python -m projects.resnet_ws.workflow``, ``python -m projects.msad.workflow``): every step is an
 ordinary command of the collection, printed before it runs, skipped when its result exists, so
 an interrupted workflow continues where it stopped when started again."""
+import argparse
 import os
 import subprocess
 import sys
@@ -30,6 +31,23 @@ class Workflow:
 
     def log(self, message: str) -> None:
         print(f"[{self.name}] {message}", flush=True)
+
+    def timing_lines(self) -> List[str]:
+        """A report's closing line with the wall time of the steps run now (none if all were done)."""
+        if not self.timings:
+            return []
+        return ["", "Step times: " + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in self.timings.items())]
+
+
+def workflow_main(run_workflow, description: str, default_output_dir: str, argv=None) -> str:
+    """The command line of a workflow: ``--output-dir``; runs it, prints and returns its report."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output-dir", default=default_output_dir)
+    args = parser.parse_args(argv)
+    os.makedirs(args.output_dir, exist_ok=True)
+    report = run_workflow(args.output_dir)
+    print(report)
+    return report
 
 
 def train_command(config: str, output_dir: str, *overrides: str) -> List[str]:

@@ -15,12 +15,11 @@ then a report (report.md, the tables, resolutions.png). Every step is an ordinar
 collection, printed before it runs; finished steps are skipped and training resumes, so an
 interrupted workflow continues where it stopped when started again.
 """
-import argparse
 import csv
 import os
 import sys
 
-from projects.common.workflow import REPO, Workflow, train_command
+from projects.common.workflow import REPO, Workflow, train_command, workflow_main
 
 CONFIGS = os.path.join(REPO, "configs", "msad")
 TEACHER_CONFIG = os.path.join(CONFIGS, "synthetic_fcos_teacher_cpu.py")
@@ -83,21 +82,14 @@ def run_workflow(output_dir: str) -> str:
         _markdown(_read_table(paths_table + ".csv") + _read_table(students_table + ".csv")),
         "Students across test sizes (supplement Table 2; resolutions.png):\n",
         _markdown(_read_table(resolutions + ".csv")),
-    ] + ([("Step times: " + ", ".join(f"{name} {seconds / 60:.1f} min"
-                                       for name, seconds in workflow.timings.items()))] if workflow.timings else []))
+    ] + workflow.timing_lines())
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(report + "\n")
     return report
 
 
 def main(argv=None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--output-dir", default="output/msad/synthetic")
-    args = parser.parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
-    report = run_workflow(args.output_dir)
-    print(report)
-    return report
+    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], "output/msad/synthetic", argv)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ from typing import Dict, Hashable
 import numpy as np
 from tabulate import tabulate
 
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from projects.common.evaluation.voc import load_ground_truth, to_voc_pixel_boxes, voc_box_iou
+from projects.common.evaluation.voc import dataset_thing_classes, load_ground_truth, to_voc_pixel_boxes, voc_box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +45,8 @@ class CorLocEvaluator(DatasetEvaluator):
     """
 
     def __init__(self, dataset_name: str, iou_threshold: float = 0.5, distributed: bool = True):
-        metadata = MetadataCatalog.get(dataset_name)
-        if metadata.get("thing_classes") is None:
-            raise ValueError(
-                f"dataset {dataset_name!r} has no thing_classes in its MetadataCatalog entry: "
-                f"set them with MetadataCatalog.get({dataset_name!r}).set(thing_classes=[...])"
-            )
         self._dataset_name = dataset_name
-        self._class_names = list(metadata.thing_classes)
+        self._class_names = dataset_thing_classes(dataset_name)
         self._iou_threshold = iou_threshold
         self._distributed = distributed
         self._ground_truth = None

@@ -15,14 +15,13 @@ then a report (report.md). Every step is an ordinary command of the collection, 
 runs; finished steps are skipped and training resumes, so an interrupted workflow continues where
 it stopped when started again.
 """
-import argparse
 import json
 import os
 import sys
 
 from projects.common.io import write_json_atomically
 from projects.common.metrics import last_evaluation
-from projects.common.workflow import REPO, Workflow, train_command
+from projects.common.workflow import REPO, Workflow, train_command, workflow_main
 
 CONFIGS = os.path.join(REPO, "configs", "resnet_ws")
 CLASSIFIER_CONFIG = os.path.join(CONFIGS, "synthetic_classifier_R18_WS_cpu.py")
@@ -84,13 +83,10 @@ def run_workflow(output_dir: str) -> str:
         "# ResNet-WS weakly supervised detection on the synthetic data (CPU)", "",
         "Quarter-width ResNet18-WS (F5) + redundant adaptation neck, Selective Search proposals, image-level "
         f"labels only; VOC AP50 on {TEST_SET}, CorLoc on {TEST_SET} and on the training images ({TRAIN_SET}).", "",
-        f"| head | VOC AP50 | VOC AP50 (07 11-point) | CorLoc val | CorLoc train |",
+        "| head | VOC AP50 | VOC AP50 (07 11-point) | CorLoc val | CorLoc train |",
         "|---|---|---|---|---|",
     ] + [f"| {label} | {ap:.1f} | {ap11:.1f} | {corloc_val:.1f} | {corloc_train:.1f} |"
-         for label, ap, ap11, corloc_val, corloc_train in rows]
-    if workflow.timings:
-        lines += ["", "Step times: " + ", ".join(f"{name} {seconds / 60:.1f} min"
-                                                 for name, seconds in workflow.timings.items())]
+         for label, ap, ap11, corloc_val, corloc_train in rows] + workflow.timing_lines()
     report = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(report)
@@ -98,13 +94,7 @@ def run_workflow(output_dir: str) -> str:
 
 
 def main(argv=None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--output-dir", default="output/resnet_ws/synthetic")
-    args = parser.parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
-    report = run_workflow(args.output_dir)
-    print(report)
-    return report
+    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], "output/resnet_ws/synthetic", argv)
 
 
 if __name__ == "__main__":

@@ -224,6 +224,17 @@ def _image_ground_truth(classes, boxes, ignore) -> ImageGroundTruth:
     )
 
 
+def dataset_thing_classes(dataset_name: str) -> List[str]:
+    """The class names of a registered dataset, or an error saying how to provide them."""
+    thing_classes = MetadataCatalog.get(dataset_name).get("thing_classes")
+    if thing_classes is None:
+        raise ValueError(
+            f"dataset {dataset_name!r} has no thing_classes in its MetadataCatalog entry: "
+            f"set them with MetadataCatalog.get({dataset_name!r}).set(thing_classes=[...])"
+        )
+    return list(thing_classes)
+
+
 class VOCDetectionEvaluator(DatasetEvaluator):
     """
     Pascal VOC detection AP (percent) of ``output["instances"]`` for any registered detection
@@ -245,14 +256,8 @@ class VOCDetectionEvaluator(DatasetEvaluator):
     """
 
     def __init__(self, dataset_name: str, distributed: bool = True):
-        metadata = MetadataCatalog.get(dataset_name)
-        if metadata.get("thing_classes") is None:
-            raise ValueError(
-                f"dataset {dataset_name!r} has no thing_classes in its MetadataCatalog entry: "
-                f"set them with MetadataCatalog.get({dataset_name!r}).set(thing_classes=[...])"
-            )
         self._dataset_name = dataset_name
-        self._class_names = list(metadata.thing_classes)
+        self._class_names = dataset_thing_classes(dataset_name)
         self._distributed = distributed
         self._ground_truth = None
         self.reset()
