@@ -5,11 +5,10 @@ iteration (forward + backward + SGD step, one image) versus the number of propos
   frozen) -> 7x7 RoIPool of res5 -> ``resnet_ws_neck`` (the redundant adaptation neck); only the
   neck and the head train;
 * plain ResNet C4, F2 (Table A2): ``plain_resnet_backbone(depth, "C4")`` (res4, stride 16, stem
-  and res2 frozen) -> 7x7 RoIPool -> ``res5_box_head`` (conv5_x per RoI, trained) as the
-  detector's ``box_head``. Res5BoxHead already ends in (R, 2048) vectors (its 4x4 output
-  averaged; (R, 512) for R18) and Table A2 puts the WSOD head right after conv5_x, so the neck
-  is ``PassThroughNeck``: nothing is added. (``RedundantAdaptationNeck`` would not fit anyway: it
-  takes (R, C, k, k) pooled maps, and a fully connected neck there is not the paper's baseline.)
+  and res2 frozen) -> 7x7 RoIPool -> ``res5_box_head`` (conv5_x per RoI, trained) in the
+  detector's neck position: Res5BoxHead ends in (R, 2048) vectors (its 4x4 output averaged;
+  (R, 512) for R18) and Table A2 puts the WSOD head right after conv5_x, with no adaptation
+  neck.
 
 Both with the OICR+REG head (``head_type="oicr_reg"``: WSDDN + 4 refinement branches, box
 regression on the last), 20 classes (VOC), SGD with momentum 0.9 and weight decay 5e-4. The
@@ -53,7 +52,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, NamedTuple
 
 import torch
-from torch import nn
 
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
@@ -62,7 +60,6 @@ from detectron2.utils.events import EventStorage
 
 from benchmarks.tbc_speed import markdown
 from projects.common.io import save_figure_atomically, write_bytes_atomically
-from projects.resnet_ws.backbones import resnet_ws_stage_channels
 from projects.resnet_ws.meta_arch import WeaklySupervisedRCNN
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,15 +71,6 @@ HEAD_TYPE = "oicr_reg"
 NUM_CLASSES = 20  # PASCAL VOC
 CLASSES_PER_IMAGE = 2
 MIB = 2**20
-
-
-class PassThroughNeck(nn.Identity):
-    """The C4 detector's neck: conv5_x (``Res5BoxHead``) already outputs per-RoI vectors and the
-    WSOD head follows it directly (Table A2); ``WeaklySupervisedRCNN`` only needs their width."""
-
-    def __init__(self, output_size: int):
-        super().__init__()
-        self.output_size = output_size
 
 
 class Measurement(NamedTuple):
@@ -119,8 +107,7 @@ def detector_config(detector: str, depth: int, width: float = 1.0, num_classes: 
     return L(WeaklySupervisedRCNN)(
         backbone=backbone,
         in_feature="res4",
-        box_head=pieces["res5_box_head"](depth, width=width),
-        neck=L(PassThroughNeck)(output_size=resnet_ws_stage_channels(depth, width)["res5"]),
+        neck=pieces["res5_box_head"](depth, width=width),
         **common,
     )
 
