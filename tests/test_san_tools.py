@@ -153,3 +153,9 @@ def test_experiment_trains_every_run_once_and_tabulates(tmp_path, capsys):
     capsys.readouterr()
     assert san_experiment.main(arguments) == first
     assert capsys.readouterr().out.count("done already") == 6
+
+
+def test_single_resolution_san_backbones_count_as_plain_baselines():
+    for config, adaptive in (("baseline_MobileNetV2_synthetic_cpu_48.py", False), ("san_MobileNetV2_synthetic_cpu.py", True)):
+        cfg = train_net.load_config(os.path.join(REPO, "configs/san", config), ["model.backbone.width_mult=0.25"])
+        assert san_resolution_table.is_scale_adaptive(instantiate(cfg.model)) is adaptive

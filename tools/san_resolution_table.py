@@ -11,7 +11,7 @@ against SAN), printed as markdown and saved as CSV and PNG.
         --output output/san/resolution_table
 
 Every run is evaluated on its config's ``dataloader.test`` with the SAN validation resize (short
-edge floor(T / 0.875), centre crop T). A SAN model (a backbone with ``set_inference_mode``) gives
+edge floor(T / 0.875), centre crop T). A SAN model (trained at several resolutions) gives
 one row per inference mode (supplement Algorithms 2-4): "proxy", "ideal" (BN statistics
 re-estimated at T on ``--calibration-batches`` training batches of the config's train loader,
 random-resized crops of T) and "data_free"; other models give one row.
@@ -38,7 +38,9 @@ from train_net import do_test, load_config  # noqa: E402
 
 
 def is_scale_adaptive(model) -> bool:
-    return hasattr(model.backbone, "set_inference_mode")
+    """A SAN trained at several resolutions (one trained at a single resolution is a plain
+    network: its only BN and its kernels at one encoding)."""
+    return len(getattr(model.backbone, "resolutions", ())) > 1
 
 
 def calibration_batches(cfg, model, resolution, num_batches):
