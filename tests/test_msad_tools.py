@@ -81,3 +81,24 @@ def test_cost_benchmark_low_resolution_student_costs_less(tmp_path):
     assert 0 < low_flops < 0.75 * high_flops and high_ms > 0 and low_ms > 0
     with open(markdown) as f:
         assert "| FLOPs / first |" in f.read()
+
+
+def test_student_predicts_through_the_predictor_at_any_test_size(tmp_path):
+    """Supplement Table 2 through LazyPredictor: the same student at two test sizes returns boxes in
+    the original image's frame."""
+    from projects.common.predictor import LazyPredictor
+    from train_net import load_config
+
+    checkpoint = save_untrained(STUDENT, tmp_path)
+    image = DatasetCatalog.get("synthetic_shapes_val")[0]
+    import cv2
+
+    original = cv2.imread(image["file_name"])
+    for size in (128, 96):
+        cfg = load_config(STUDENT, ["model.detector.test_score_thresh=0.0", "train.device=cpu"])
+        msad_resolution_table.set_test_size(cfg.dataloader.test, size)
+        instances = LazyPredictor(cfg, checkpoint=checkpoint)(original)["instances"]
+        assert instances.image_size == original.shape[:2] and len(instances) > 0
+        boxes = instances.pred_boxes.tensor
+        assert boxes[:, 2].max() <= original.shape[1] and boxes[:, 3].max() <= original.shape[0]
+        assert boxes[:, 2].max() > 0.75 * original.shape[1]  # the virtual 2x frame is mapped back, not left at half size
