@@ -37,3 +37,12 @@ def test_workflow_main_prints_the_report_of_its_output_dir(tmp_path, capsys):
                            ["--output-dir", str(tmp_path / "out")])
     assert report == f"report of {tmp_path / 'out'}" and (tmp_path / "out").is_dir()
     assert report in capsys.readouterr().out
+
+
+def test_workflow_main_passes_its_extra_options(tmp_path):
+    def add_arguments(parser):
+        parser.add_argument("--steps", type=int, default=1)
+
+    report = workflow_main(lambda output_dir, steps: f"{steps} steps", "a workflow", str(tmp_path), ["--steps", "3"],
+                           add_arguments)
+    assert report == "3 steps"

@@ -39,13 +39,17 @@ class Workflow:
         return ["", "Step times: " + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in self.timings.items())]
 
 
-def workflow_main(run_workflow, description: str, default_output_dir: str, argv=None) -> str:
-    """The command line of a workflow: ``--output-dir``; runs it, prints and returns its report."""
+def workflow_main(run_workflow, description: str, default_output_dir: str, argv=None, add_arguments=None) -> str:
+    """The command line of a workflow: ``--output-dir`` and the options ``add_arguments(parser)``
+    adds, passed to ``run_workflow(output_dir, **options)``; prints and returns its report."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--output-dir", default=default_output_dir)
-    args = parser.parse_args(argv)
-    os.makedirs(args.output_dir, exist_ok=True)
-    report = run_workflow(args.output_dir)
+    if add_arguments is not None:
+        add_arguments(parser)
+    options = vars(parser.parse_args(argv))
+    output_dir = options.pop("output_dir")
+    os.makedirs(output_dir, exist_ok=True)
+    report = run_workflow(output_dir, **options)
     print(report)
     return report
 

@@ -1,7 +1,7 @@
 """
 MSAD on the embedded synthetic data, end to end on CPU:
 
-    python -m projects.msad.workflow [--output-dir output/msad/synthetic]
+    python -m projects.msad.workflow [--output-dir output/msad/synthetic] [--teacher-iterations 600]
 
 1. the multi-scale fusion teacher (configs/msad/synthetic_fcos_teacher_cpu.py: FCOS R18-FPN on
    ~256 px images and their 128 px copies, C-FF);
@@ -48,15 +48,25 @@ def _markdown(rows, columns=("AP", "AP50", "AP75", "APs", "APm", "APl")):
     return "\n".join(lines) + "\n"
 
 
-def run_workflow(output_dir: str) -> str:
-    """Run (or finish) every step; returns the report's markdown."""
+def teacher_schedule(iterations: int):
+    """Overrides that train the teacher ``iterations`` long with its config's step schedule
+    stretched to it (LR x0.1 at 3/4 and 11/12, 50 warm-up iterations)."""
+    return [f"train.max_iter={iterations}", f"lr_multiplier.scheduler.num_updates={iterations}",
+            f"lr_multiplier.scheduler.milestones=[{iterations * 3 // 4},{iterations * 11 // 12}]",
+            f"lr_multiplier.warmup_length={50 / iterations}"]
+
+
+def run_workflow(output_dir: str, teacher_iterations: int = None) -> str:
+    """Run (or finish) every step; returns the report's markdown. ``teacher_iterations``: train
+    the teacher longer or shorter than its config's 600 iterations."""
     workflow = Workflow("msad.workflow")
     teacher_dir = os.path.join(output_dir, "teacher")
     teacher = os.path.join(teacher_dir, "model_final.pth")
     students = {"S L (distilled)": os.path.join(output_dir, "student"),
                 "S L (no distillation)": os.path.join(output_dir, "student_no_kd")}
 
-    workflow.run("1. fusion teacher", train_command(TEACHER_CONFIG, teacher_dir), teacher)
+    schedule = teacher_schedule(teacher_iterations) if teacher_iterations else []
+    workflow.run("1. fusion teacher", train_command(TEACHER_CONFIG, teacher_dir, *schedule), teacher)
     for (label, run_dir), weight in zip(students.items(), ("0.6", "0")):
         workflow.run(f"2. low-resolution student, {label[5:-1]}",
                      train_command(STUDENT_CONFIG, run_dir, f"train.init_checkpoint={teacher}",
@@ -89,7 +99,10 @@ def run_workflow(output_dir: str) -> str:
 
 
 def main(argv=None) -> str:
-    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], "output/msad/synthetic", argv)
+    def add_arguments(parser):
+        parser.add_argument("--teacher-iterations", type=int, help="default: the teacher config's 600")
+
+    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], "output/msad/synthetic", argv, add_arguments)
 
 
 if __name__ == "__main__":
