@@ -244,3 +244,10 @@ def test_build_head_types():
         build_weak_detection_head("pcl", 8, 3)
     with pytest.raises(ValueError, match="seed_weight"):
         build_weak_detection_head("oicr", 8, 3, seed_weight="max")
+
+
+def test_wsddn_loss_on_diverged_scores_names_the_fix():
+    head = WSDDNHead(input_dim=4, num_classes=2)
+    scores = torch.tensor([[float("nan"), 0.5], [0.1, 0.2]])
+    with pytest.raises(FloatingPointError, match="optimizer.lr"):
+        head.loss_from_scores(scores, [2], torch.tensor([[1, 0]]))

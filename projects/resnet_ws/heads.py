@@ -181,10 +181,13 @@ class WSDDNHead(nn.Module):
         self, proposal_scores: torch.Tensor, num_proposals: Sequence[int], image_labels: torch.Tensor
     ) -> torch.Tensor:
         """BCE of the clamped image scores, reduced over classes, averaged over labelled images."""
-        bce = F.binary_cross_entropy(
-            image_level_scores(proposal_scores, num_proposals), image_labels.to(proposal_scores.dtype),
-            reduction="none",
-        )
+        image_scores = image_level_scores(proposal_scores, num_proposals)
+        if not torch.isfinite(image_scores).all():
+            raise FloatingPointError(
+                "WSDDN image scores are not finite: training diverged. Lower optimizer.lr or raise "
+                "train.gradient_accumulation_steps (the authors accumulate 32 batches for WSDDN)"
+            )
+        bce = F.binary_cross_entropy(image_scores, image_labels.to(proposal_scores.dtype), reduction="none")
         per_image = bce.sum(dim=1) if self.bce_reduction == "sum" else bce.mean(dim=1)
         labelled = image_labels.any(dim=1)
         return _mean_over_labelled(list(per_image[labelled]), proposal_scores)
