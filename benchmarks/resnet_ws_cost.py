@@ -18,7 +18,7 @@ image is random noise with short side 600 (the paper's setting; long side 800 at
 average a third of the image's), two image-level classes.
 
 Time: median over ``--repeats`` iterations after ``--warmup`` ones. Memory, per configuration
-(model, number of proposals) in a fresh process (forked on CPU, spawned on CUDA) so that no
+(model, number of proposals) in a fresh (spawned) process so that no
 other configuration's allocations are counted:
 
 * CPU (Linux): before each timed iteration the process's freed heap is handed back to the OS
@@ -208,11 +208,10 @@ def measure(detector: str, depth: int, width: float, num_proposals: int, short_s
 
 def measure_in_fresh_process(detector: str, depth: int, width: float, num_proposals: int, short_side: int,
                              aspect: float, warmup: int, repeats: int, device: str) -> Measurement:
-    """``measure`` in a new process: forked on CPU (quick to start), spawned on CUDA (CUDA cannot
-    run in a forked child)."""
-    method = "fork" if device == "cpu" else "spawn"
+    """``measure`` in a new, spawned process (a forked one can hang in OpenMP after the parent used
+    several threads, and cannot run CUDA)."""
     arguments = (detector, depth, width, num_proposals, short_side, aspect, warmup, repeats, device)
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method)) as executor:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as executor:
         try:
             return executor.submit(measure, *arguments).result()
         except BrokenProcessPool as error:
