@@ -27,7 +27,7 @@ TOOLS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TOOLS)
 sys.path[:0] = [TOOLS, REPO]
 
-from projects.common.io import write_bytes_atomically  # noqa: E402
+from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
 from san_resolution_table import evaluate_run  # noqa: E402
 
 FAMILIES = {
@@ -103,7 +103,7 @@ def csv_bytes(summary, test_resolutions) -> bytes:
     return text.getvalue().encode()
 
 
-def png_bytes(summary, test_resolutions, title) -> bytes:
+def save_plot(summary, test_resolutions, title, path) -> None:
     """Mean top-1 against test resolution with one-standard-deviation error bars."""
     import matplotlib
 
@@ -122,10 +122,8 @@ def png_bytes(summary, test_resolutions, title) -> bytes:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    save_figure_atomically(figure, path)
     plt.close(figure)
-    return buffer.getvalue()
 
 
 def main(argv=None):
@@ -170,7 +168,7 @@ def main(argv=None):
     write_bytes_atomically(prefix + ".md", markdown(summary, args.test_resolutions).encode())
     write_bytes_atomically(prefix + ".csv", csv_bytes(summary, args.test_resolutions))
     title = f"SAN {args.family} vs individually trained ({len(args.seeds)} seeds)"
-    write_bytes_atomically(prefix + ".png", png_bytes(summary, args.test_resolutions, title))
+    save_plot(summary, args.test_resolutions, title, prefix + ".png")
     return summary
 
 

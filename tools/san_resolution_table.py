@@ -31,7 +31,7 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import LazyCall as L  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 
-from projects.common.io import write_bytes_atomically  # noqa: E402
+from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
 from projects.san import INFERENCE_MODES, calibrate_batchnorm  # noqa: E402
 from projects.san.data import MultiResolutionClassificationMapper, set_test_resolution  # noqa: E402
 from train_net import do_test, load_config  # noqa: E402
@@ -101,7 +101,7 @@ def csv_bytes(rows, test_resolutions) -> bytes:
     return text.getvalue().encode()
 
 
-def png_bytes(rows, test_resolutions) -> bytes:
+def save_plot(rows, test_resolutions, path) -> None:
     """Top-1 against test resolution, one line per row of the table."""
     import matplotlib
 
@@ -119,10 +119,8 @@ def png_bytes(rows, test_resolutions) -> bytes:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    save_figure_atomically(figure, path)
     plt.close(figure)
-    return buffer.getvalue()
 
 
 def main(argv=None):
@@ -151,7 +149,7 @@ def main(argv=None):
     print(markdown(rows, args.test_resolutions), end="")
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     write_bytes_atomically(args.output + ".csv", csv_bytes(rows, args.test_resolutions))
-    write_bytes_atomically(args.output + ".png", png_bytes(rows, args.test_resolutions))
+    save_plot(rows, args.test_resolutions, args.output + ".png")
     return rows
 
 
