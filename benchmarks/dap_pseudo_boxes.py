@@ -1,4 +1,4 @@
-"""Paper 001 (DAP), step 2 on this machine: speed and behaviour of CAM pseudo-box generation.
+"""DAP paper, step 2, on this machine: speed and behaviour of CAM pseudo-box generation.
 
 On N images of a classification dataset spread over its classes (default: all 160 of the
 synthetic val split) with a trained classifier, the CAMs are computed once and cached in memory, then:
@@ -26,13 +26,13 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
+from tabulate import tabulate
 
 from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, pairwise_iou
 
-from benchmarks.tbc_speed import markdown
 from dap.boxes import boxes_from_cam
-from dap.generate_pseudo_boxes import LabelledImageReader, add_pseudo_box_arguments, load_classifier, options_from_args
+from dap.pseudo_boxes import LabelledImageReader, add_pseudo_box_arguments, load_classifier, options_from_args
 from dap.statistics import localisation_quality, pseudo_box_statistics
 from dap.visualize import sample_across_classes
 from projects.common.data import check_dataset_available
@@ -213,7 +213,7 @@ def extract_boxes(extractor: Callable, cams, box_arguments: dict):
 
 def sweep_row(cams, dataset_dicts, box_arguments: dict) -> Dict[str, float]:
     """Table A1/A2 column for one setting: box statistics and quality, in image pixels."""
-    boxes = [cam.to_image_boxes(boxes_from_cam(cam.cam, **box_arguments)) for cam in cams]
+    boxes = [cam.pseudo_boxes(**box_arguments) for cam in cams]
     row = pseudo_box_statistics(boxes)
     row.update(localisation_quality(boxes, dataset_dicts) or {})
     return row
@@ -248,7 +248,8 @@ def sweep_table(first_column: str, sweep: Dict[str, Dict[str, float]], paper_box
             for label, key, format in statistics if key in sweep[names[0]]]
     rows.append(["paper boxes / image (IN-1M)"] + [f"{paper_boxes_per_image[name]:.3f}" if name in paper_boxes_per_image
                                                    else "-" for name in names])
-    return markdown([first_column] + names, rows, ["{}"] * (len(names) + 1))
+    # every row has its own decimals: the cells are formatted above and printed as they are
+    return tabulate(rows, headers=[first_column] + names, tablefmt="github", disable_numparse=True)
 
 
 def plot(threshold_rows, nms_rows, path: str, title: str) -> None:
@@ -336,24 +337,24 @@ def main(argv=None) -> Dict:
     text = "\n\n".join([
         f"Setting: {setting}.\nOptions: {options_text}.",
         "(a) Throughput (image reading not timed):",
-        markdown(["stage", "seconds", "images/s", "ms/image"], [
+        tabulate([
             [stage, seconds, count / seconds, 1000 * seconds / count] for stage, seconds in (
                 ("network forward (ClassActivationMapper)", forward_seconds),
                 ("box extraction (boxes_from_cam)", our_seconds),
                 ("both", forward_seconds + our_seconds),
             )
-        ], ["{}", "{:.2f}", "{:.1f}", "{:.2f}"]),
+        ], headers=["stage", "seconds", "images/s", "ms/image"], tablefmt="github", floatfmt=("", ".2f", ".1f", ".2f")),
         "(b) Box extraction, ours vs the flood-fill reference on the same CAMs:",
-        markdown(["implementation", "ms/image", "time / ours"], [
+        tabulate([
             ["boxes_from_cam (OpenCV labelling, NumPy moments)", 1000 * our_seconds / count, 1.0],
             ["reference (Python flood fill, per-component loops)", 1000 * reference_seconds / count,
              reference_seconds / our_seconds],
-        ], ["{}", "{:.2f}", "{:.1f}"]),
-        markdown(["images with the same box set", "mean IoU of matched boxes", "unmatched boxes",
-                  "largest coordinate difference (CAM px)"],
-                 [[f"{100 * agreement['same_box_sets']:.1f}%", agreement["mean_matched_iou"],
+        ], headers=["implementation", "ms/image", "time / ours"], tablefmt="github", floatfmt=("", ".2f", ".1f")),
+        tabulate([[f"{100 * agreement['same_box_sets']:.1f}%", agreement["mean_matched_iou"],
                    agreement["unmatched_boxes"], agreement["largest_coordinate_difference"]]],
-                 ["{}", "{:.6f}", "{}", "{:.2e}"]),
+                 headers=["images with the same box set", "mean IoU of matched boxes", "unmatched boxes",
+                          "largest coordinate difference (CAM px)"],
+                 tablefmt="github", floatfmt=("", ".6f", "", ".2e")),
         f"(c) Paper Table A1 on our data (NMS IoU {options.nms_iou:g}):",
         sweep_table("CAM threshold", thresholds, PAPER_BOXES_PER_IMAGE_BY_THRESHOLD),
         "Paper Table A2 on our data (all thresholds):",

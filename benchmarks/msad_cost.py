@@ -19,11 +19,11 @@ import time
 import warnings
 
 import torch
+from tabulate import tabulate
 
 from detectron2.config import LazyConfig, instantiate
 from detectron2.utils.analysis import FlopCountAnalysis
 
-from benchmarks.tbc_speed import markdown
 from projects.common.io import write_bytes_atomically
 
 COUNTED_OPERATORS = ("conv", "linear", "addmm", "matmul")
@@ -76,9 +76,9 @@ def main(argv=None):
     rows = [(label, size, total, total / reference_flops, ms, ms / reference_ms)
             for label, size, total, ms in measured]
     header = ["model", "input", "GFLOPs", "FLOPs / first", "CPU ms", "time / first"]
-    formats = ["{}", "{}", "{:.1f}", "{:.2f}", "{:.0f}", "{:.2f}"]
+    table = tabulate(rows, headers=header, tablefmt="github", floatfmt=("", "", ".1f", ".2f", ".0f", ".2f"))
     text = (f"MSAD inference cost ({torch.get_num_threads()} CPU threads, torch {torch.__version__}, "
-            f"test image short edge {args.short_edge}, median of {args.repeats}):\n\n{markdown(header, rows, formats)}")
+            f"test image short edge {args.short_edge}, median of {args.repeats}):\n\n{table}")
     print(text)
     if args.markdown:
         write_bytes_atomically(args.markdown, (text + "\n").encode())

@@ -53,13 +53,13 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, NamedTuple
 
 import torch
+from tabulate import tabulate
 
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from benchmarks.tbc_speed import markdown
 from projects.common.io import save_figure_atomically, write_bytes_atomically
 from projects.resnet_ws.meta_arch import WeaklySupervisedRCNN
 
@@ -239,7 +239,7 @@ def cost_rows(depth: int, width: float, proposal_counts: List[int], short_side: 
 
 def cost_table(rows) -> str:
     header = ["proposals", "model", "s/iter", "iteration peak MiB", "process peak MiB"]
-    return markdown(header, rows, ["{}", "{}", "{:.2f}", "{:.0f}", "{:.0f}"])
+    return tabulate(rows, headers=header, tablefmt="github", floatfmt=("", "", ".2f", ".0f", ".0f"))
 
 
 def plot(rows, path, title):

@@ -17,11 +17,10 @@ import sys
 import time
 
 import torch
+from tabulate import tabulate
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from detectron2.modeling.backbone import BasicStem, ResNet  # noqa: E402
-
-from benchmarks.tbc_speed import markdown  # noqa: E402
 
 from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
 from projects.common.modeling import scaled_resnet_stages  # noqa: E402
@@ -87,7 +86,7 @@ def latency_rows(depth, width, batch, resolutions, repeats):
 def latency_table(rows):
     header = ["resolution", "plain ms", "SAN cached ms", "SAN / plain", "kernel generation ms",
               "generation / plain forward"]
-    return markdown(header, rows, ["{}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.1f}", "{:.2f}"])
+    return tabulate(rows, headers=header, tablefmt="github", floatfmt=("", ".1f", ".1f", ".2f", ".1f", ".2f"))
 
 
 def plot(rows, path, title):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Paper 002, Fig. 3 on this machine: time of group vs tied block convolution as B (= groups)
+"""TBC paper, Fig. 3, on this machine: time of group vs tied block convolution as B (= groups)
 grows at fixed FLOPs, forward and forward+backward, median of repeated runs.
 
 At B = 1 both are the standard convolution C -> C. For B > 1 the output width grows to C*B so
@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+from tabulate import tabulate
 from torch import nn
 from torch.nn import functional as F
 
@@ -98,12 +99,6 @@ def implementation_table(args, blocks):
     return rows
 
 
-def markdown(header, rows, formats):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(f.format(v) for f, v in zip(formats, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def plot(rows, path, title):
     import matplotlib
 
@@ -144,18 +139,19 @@ def main(argv=None):
     implementations = implementation_table(args, args.blocks)
     text = "\n\n".join([
         f"Fixed FLOPs ({setting}), ms per call, median of {args.repeats}:",
-        markdown(["B", "GC fwd", "TBC fwd", "GC fwd+bwd", "TBC fwd+bwd"], speed,
-                 ["{}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}"]),
+        tabulate(speed, headers=["B", "GC fwd", "TBC fwd", "GC fwd+bwd", "TBC fwd+bwd"], tablefmt="github",
+                 floatfmt=".1f"),
         f"TBC implementations, {args.channels} -> {args.channels}, fwd+bwd ms and time ratio to ours:",
-        markdown(["B", "ours", "authors' reshape", "tiled grouped", "authors'/ours", "tiled/ours"],
-                 implementations, ["{}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.2f}", "{:.2f}"]),
+        tabulate(implementations,
+                 headers=["B", "ours", "authors' reshape", "tiled grouped", "authors'/ours", "tiled/ours"],
+                 tablefmt="github", floatfmt=("", ".1f", ".1f", ".1f", ".2f", ".2f")),
     ])
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")
     if args.plot:
-        plot(speed, args.plot, f"Paper 002 Fig. 3 on CPU ({setting})")
+        plot(speed, args.plot, f"TBC paper, Fig. 3, on CPU ({setting})")
 
 
 if __name__ == "__main__":

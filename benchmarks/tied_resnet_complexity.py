@@ -1,6 +1,6 @@
 """Parameters and FLOPs of TiedResNet, TiedSENet, TiedResNeXt and TiedResNeSt vs the paper's
 Tables 1, 5 and 6, and parameters of the SE/TiedSE and GCB/TiedGCB attention modules vs Tables 3
-and 4 (paper 002).
+and 4 (TBC paper).
 
 Classification form at 224x224: backbone + global average pool + 1000-way fc (detectron2's
 ``ResNet(num_classes=1000)``), with trainable BN so that its affine weight/bias count as
@@ -15,6 +15,7 @@ import warnings
 import torch
 from detectron2.modeling.backbone import BasicStem, ResNet
 from fvcore.nn import FlopCountAnalysis, parameter_count
+from tabulate import tabulate
 
 from tied_conv import context_resnet_stages
 from tied_conv.resnest import RESNEST_STEM_WIDTH, DeepStem, make_resnest_stages
@@ -86,21 +87,19 @@ def complexity(model: torch.nn.Module, size: int = 224):
 def complexity_table() -> str:
     """The markdown table of every row of ``ROWS`` and ``RESNEST_ROWS`` (models with equal
     arguments measured once)."""
-    lines = [
-        "| model | paper #params (M) | ours #params (M) | paper GFLOPs | ours GFLOPs |",
-        "|---|---|---|---|---|",
-    ]
     measured = {}
-    rows = [(classification_model, *row) for row in ROWS]
-    rows += [(resnest_classification_model, *row) for row in RESNEST_ROWS]
-    for build, name, paper_params, paper_gflops, kwargs in rows:
+    models = [(classification_model, *row) for row in ROWS]
+    models += [(resnest_classification_model, *row) for row in RESNEST_ROWS]
+    rows = []
+    for build, name, paper_params, paper_gflops, kwargs in models:
         key = (build, *sorted(kwargs.items()))
         if key not in measured:
             measured[key] = complexity(build(**kwargs))
         params, gflops = measured[key]
-        paper_gflops = "-" if paper_gflops is None else f"{paper_gflops:.1f}"
-        lines.append(f"| {name} | {paper_params:.1f} | {params:.2f} | {paper_gflops} | {gflops:.2f} |")
-    return "\n".join(lines) + "\n"
+        rows.append([name, paper_params, params, paper_gflops, gflops])
+    headers = ["model", "paper #params (M)", "ours #params (M)", "paper GFLOPs", "ours GFLOPs"]
+    return tabulate(rows, headers=headers, tablefmt="github", floatfmt=("", ".1f", ".2f", ".1f", ".2f"),
+                    missingval="-") + "\n"
 
 
 # (table, module, B, paper #params (M), where in ResNet-50): SE in every bottleneck (SE-ResNet50);
@@ -118,14 +117,15 @@ ATTENTION_ROWS = [
 
 def attention_table() -> str:
     """Parameters of the attention modules alone, summed over a ResNet-50."""
-    lines = ["| table | module | B | paper #params (M) | ours #params (M) |", "|---|---|---|---|---|"]
+    rows = []
     for table, name, blocks, paper, context, stages, kwargs in ATTENTION_ROWS:
         resnet_stages = context_resnet_stages(50, context=context, context_B=blocks, context_kwargs=kwargs,
                                               context_stages=stages, norm="BN")
         count = sum(p.numel() for stage in resnet_stages for block in stage
                     if hasattr(block, "context") for p in block.context.parameters())
-        lines.append(f"| {table} | {name} | {blocks} | {paper:.2f} | {count / 1e6:.3f} |")
-    return "\n".join(lines) + "\n"
+        rows.append([table, name, blocks, paper, count / 1e6])
+    headers = ["table", "module", "B", "paper #params (M)", "ours #params (M)"]
+    return tabulate(rows, headers=headers, tablefmt="github", floatfmt=("", "", "", ".2f", ".3f")) + "\n"
 
 
 def main():

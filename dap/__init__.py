@@ -1,5 +1,5 @@
 """
-DAP: detection-aware pre-training with weak supervision (paper: seeds/001, see dap/README.md).
+DAP: detection-aware pre-training with weak supervision (Zhong et al., CVPR 2021; see dap/README.md).
 
 Classifier -> class activation maps -> pseudo boxes (a COCO JSON registered as a detectron2
 dataset) -> detector pre-training -> fine-tuning, each step a module of this package.

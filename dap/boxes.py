@@ -7,7 +7,7 @@ weight; with that, the moment-matched rectangle (w = sqrt(12 var), Eq. 5-6) of a
 weighted rectangular component is exactly that rectangle.
 """
 
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -26,6 +26,8 @@ def boxes_from_cam(
     nms_iou: float = 0.8,
     min_area_ratio: float = 0.5,
     *,
+    normalize: bool = True,
+    to_image: Optional[Callable[[np.ndarray], np.ndarray]] = None,
     connectivity: int = 4,
     component_area: str = "pixels",
     weighting: str = "cam",
@@ -34,17 +36,25 @@ def boxes_from_cam(
     """
     Boxes of the salient regions of one class activation map.
 
-    For each threshold tau: the map, min-max normalised to [0, 1] (Eq. 1), is kept where it is
-    above tau (Eq. 2); its connected components smaller than ``min_area_ratio`` x the largest
-    one are dropped; each remaining component becomes the rectangle with the same weighted mean
-    and variance (Eq. 3-6). Boxes of all thresholds are pooled and merged by NMS at ``nms_iou``,
-    larger boxes first (``nms_iou >= 1`` keeps them all, the paper's "no NMS").
+    For each threshold tau: the map, min-max normalised to [0, 1] (Eq. 1) unless ``normalize``
+    is False, is kept where it is above tau (Eq. 2); its connected components smaller than
+    ``min_area_ratio`` x the largest one are dropped; each remaining component becomes the
+    rectangle with the same weighted mean and variance (Eq. 3-6). Boxes of all thresholds are
+    pooled, clipped (to the map, or to the image by ``to_image``) and merged by NMS at
+    ``nms_iou``, larger boxes first (``nms_iou >= 1`` keeps them all, the paper's "no NMS").
 
     Args:
-        cam: (H, W) map of any real scale; only its shape relative to its extremes matters.
+        cam: (H, W) map; with ``normalize``, of any real scale (only its shape relative to its
+            extremes matters).
         thresholds: the tau values, each in (0, 1).
         nms_iou: IoU above which the smaller of two boxes is dropped, in (0, 1].
         min_area_ratio: components below this fraction of the largest one's area are noise.
+        normalize: min-max normalise the map first (default); False: the thresholds apply to
+            the map as given (a map already in [0, 1], e.g. the average of per-scale normalised
+            CAMs, which the authors threshold without renormalising).
+        to_image: maps (N, 4) boxes in map pixels to image pixels, clipped to the image (e.g.
+            ``ClassActivationMap.to_image_boxes``); NMS then runs on the image boxes, as the
+            authors clip before NMS. None (default): boxes in map pixels, clipped to the map.
         connectivity: 4 (the authors' labelling, default) or 8 pixel neighbourhoods.
         component_area: "pixels" (number of pixels, the paper's wording, default) or
             "rectangle" (area of the component's bounding rectangle, the authors' code).
@@ -54,8 +64,9 @@ def boxes_from_cam(
             first; 0 (default) keeps all that pass ``min_area_ratio`` (the authors keep 4).
 
     Returns:
-        float64 array (N, 4) of XYXY boxes in the map's pixel coordinates, largest first.
-        A constant or empty map has no salient region and yields no boxes.
+        float64 array (N, 4) of XYXY boxes in the map's pixel coordinates (the image's with
+        ``to_image``), largest first. An empty map, or a constant one when normalised, has no
+        salient region and yields no boxes.
 
     Raises:
         ValueError: for a NaN/infinite map, a map that is not 2-D, or invalid options.
@@ -65,22 +76,27 @@ def boxes_from_cam(
         cam, thresholds, nms_iou, min_area_ratio, connectivity, component_area, weighting,
         max_components_per_threshold,
     )
-    low, high = (cam.min(), cam.max()) if cam.size else (0.0, 0.0)
-    if not high > low:
+    if cam.size == 0:
         return np.zeros((0, 4))
-    normalised = (cam - low) / (high - low)
+    if normalize:
+        low, high = cam.min(), cam.max()
+        if not high > low:
+            return np.zeros((0, 4))
+        cam = (cam - low) / (high - low)
     boxes = [
         box
         for tau in thresholds
         for box in _component_boxes(
-            normalised, tau, min_area_ratio, connectivity, component_area, weighting,
-            max_components_per_threshold,
+            cam, tau, min_area_ratio, connectivity, component_area, weighting, max_components_per_threshold,
         )
     ]
     if not boxes:
         return np.zeros((0, 4))
-    height, width = cam.shape  # a CAM-weighted fit can be wider than its component: clip to the map
-    boxes = np.clip(np.array(boxes), 0.0, [width, height, width, height])
+    if to_image is not None:
+        boxes = to_image(np.array(boxes))
+    else:  # a CAM-weighted fit can be wider than its component: clip to the map
+        height, width = cam.shape
+        boxes = np.clip(np.array(boxes), 0.0, [width, height, width, height])
     return _nms_larger_first(boxes, nms_iou)
 
 

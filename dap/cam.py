@@ -4,9 +4,12 @@ Class activation maps of an ``ImageClassifier`` (paper Sec. 3.1 and 4.1, step 2)
 The CAM of class c is the classifier's linear layer applied at every position of the last
 feature map: ``fc.weight[c] . F(x, y) + fc.bias[c]``. As in the paper, it is computed for the
 ground-truth class at several input scales (short side 288 and 576 by default) and for the
-image and its mirror. Each view's map is resampled (bilinearly) at the same points of the
-original image, the two mirror views are averaged, each scale is min-max normalised on its own
-(Eq. 1) and the scales are averaged (no renormalisation afterwards, as the authors).
+image and its mirror. Each scale resizes the image as the authors' torchvision ``Resize(S)`` does
+a PIL image: short side S, long side ``int(S * long / short)`` (truncated), bilinear with
+antialiasing. Each view's map is resampled (bilinearly) at the same points of the original
+image, the two mirror views are averaged, each scale is min-max normalised on its own (Eq. 1)
+and the scales are averaged, without renormalisation afterwards, as the authors: the pseudo
+boxes threshold that average as it is (``ClassActivationMap.pseudo_boxes``).
 
 Geometry: feature cell i of a backbone of stride s is centred on input position
 ``s * i + cell_origin`` (continuous coordinates, pixel p covers [p, p + 1)). For detectron2's and
@@ -23,10 +26,14 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF
 
-from detectron2.structures import ImageList
+from projects.common.modeling import normalize_and_pad
 
-__all__ = ["ClassActivationMap", "ClassActivationMapper", "CAM_RESOLUTIONS"]
+from .boxes import boxes_from_cam
+
+__all__ = ["ClassActivationMap", "ClassActivationMapper", "CAM_RESOLUTIONS", "resized_size"]
 
 CAM_RESOLUTIONS = ("feature", "image")
 RESNET_CELL_ORIGIN = 0.5
@@ -54,6 +61,14 @@ class ClassActivationMap:
         mapped = boxes * [scale_x, scale_y, scale_x, scale_y] + [origin_x, origin_y, origin_x, origin_y]
         return np.clip(mapped, 0.0, [width, height, width, height])
 
+    def pseudo_boxes(self, **box_arguments) -> np.ndarray:
+        """
+        ``boxes_from_cam`` of this map in image pixels. As the authors: the thresholds apply to
+        the map as it is (the average of per-scale normalised maps, not renormalised), and the
+        boxes are clipped to the image before NMS.
+        """
+        return boxes_from_cam(self.cam, normalize=False, to_image=self.to_image_boxes, **box_arguments)
+
 
 @dataclasses.dataclass
 class _View:
@@ -71,7 +86,8 @@ class ClassActivationMapper:
     Args:
         model: a ``projects.common.modeling.ImageClassifier`` in eval mode (its ``backbone``,
             ``in_feature``, ``fc``, ``pixel_mean`` and ``pixel_std`` are used).
-        scales: short-side lengths the image is resized to (bilinear); the paper uses 288, 576.
+        scales: short-side lengths the image is resized to (see ``resized_size``); the paper
+            uses 288, 576.
         flip: also use the horizontally mirrored image.
         resolution: "feature" (default, the authors' choice): the CAM is given on the feature
             cells of the largest scale (stride 32 for ResNet: 18 cells for 576 px); "image": one
@@ -116,10 +132,7 @@ class ClassActivationMapper:
         if self.model.training:
             raise RuntimeError("CAMs need the classifier in eval mode (BatchNorm statistics): call model.eval()")
         device = self.model.pixel_mean.device
-        images = [
-            (x["image"].to(device, torch.float32) - self.model.pixel_mean) / self.model.pixel_std
-            for x in batched_inputs
-        ]
+        images = [x["image"].to(device) for x in batched_inputs]  # normalised after resizing
         class_ids = [self._class_id(x) for x in batched_inputs]
         weights, biases = self.model.fc.weight[class_ids], self.model.fc.bias[class_ids]
         views_per_scale = [self._views(images, weights, biases, scale) for scale in self.scales]
@@ -138,12 +151,7 @@ class ClassActivationMapper:
 
     def _views(self, images, weights, biases, scale: int) -> List[List[_View]]:
         """Per image, the raw CAMs of its resized copy (and of its mirror) at one scale."""
-        resized = []
-        for image in images:
-            height, width = image.shape[-2:]
-            ratio = scale / min(height, width)
-            size = (max(1, round(height * ratio)), max(1, round(width * ratio)))
-            resized.append(F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0])
+        resized = [self._resize(image, scale) for image in images]
         batches = [(self._features(resized), False)]
         if self.flip:
             batches.append((self._features([image.flip(-1) for image in resized]), True))
@@ -162,8 +170,15 @@ class ClassActivationMapper:
             ])
         return views
 
+    def _resize(self, image: torch.Tensor, scale: int) -> torch.Tensor:
+        """The image at short side ``scale``, resized as the authors' PIL image is: bilinear with
+        antialiasing, in the image's own dtype (uint8 is rounded, as by PIL), normalised after."""
+        size = list(resized_size(tuple(image.shape[-2:]), scale))
+        return TF.resize(image, size, InterpolationMode.BILINEAR, antialias=True)
+
     def _features(self, images: List[torch.Tensor]) -> torch.Tensor:
-        batch = ImageList.from_tensors(images, self.stride)  # zero padding (= the mean pixel) bottom/right
+        """The classifier's normalisation, zero padding (= the mean pixel) bottom/right to the stride."""
+        batch = normalize_and_pad(images, self.model.pixel_mean, self.model.pixel_std, self.stride)
         return self.model.backbone(batch.tensor)[self.model.in_feature]
 
     def _combine(self, views_per_scale: List[List[_View]], image_size) -> ClassActivationMap:
@@ -203,6 +218,15 @@ class ClassActivationMapper:
         grid = torch.stack(torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)[None]
         return F.grid_sample(view.cam[None, None], grid.to(view.cam.dtype), mode="bilinear",
                              padding_mode="border", align_corners=False)[0, 0]
+
+
+def resized_size(size: Tuple[int, int], scale: int) -> Tuple[int, int]:
+    """(height, width) of an image of ``size`` resized to short side ``scale`` as torchvision's
+    ``Resize(scale)``, the authors' transform, gives it: the long side is truncated, not rounded."""
+    height, width = size
+    if height <= width:
+        return scale, int(scale * width / height)
+    return int(scale * height / width), scale
 
 
 def _min_max(cam: torch.Tensor) -> torch.Tensor:

@@ -42,8 +42,8 @@ from detectron2.modeling import DatasetMapperTTA, GeneralizedRCNN, GeneralizedRC
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.logger import setup_logger
 
-import train_net
 from projects.common.data import DetectionDatasetMapper, check_dataset_available
+from projects.common.engine import load_config
 from projects.common.io import write_json_atomically
 
 __all__ = [
@@ -336,7 +336,7 @@ def main(argv=None) -> Dict[str, float]:
     setup_logger(name="dap")
     if "://" not in args.weights and not os.path.isfile(args.weights):
         raise FileNotFoundError(f"--weights {args.weights} does not exist: give the fine-tuned detector's checkpoint")
-    cfg = train_net.load_config(args.config_file, args.opts)
+    cfg = load_config(args.config_file, args.opts)
     test_short_edge, max_size = resize_from_test_mapper(cfg)
     model = instantiate(cfg.model).to(cfg.train.device)
     DetectionCheckpointer(model).load(args.weights)

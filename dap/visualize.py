@@ -33,11 +33,10 @@ from detectron2.utils.visualizer import Visualizer
 from projects.common.data import check_dataset_available
 from projects.common.io import save_figure_atomically
 
-from .boxes import boxes_from_cam
 from .cam import ClassActivationMap
-from .generate_pseudo_boxes import (
-    PseudoBoxOptions,
+from .pseudo_boxes import (
     LabelledImageReader,
+    PseudoBoxOptions,
     add_pseudo_box_arguments,
     load_classifier,
     options_from_args,
@@ -78,7 +77,7 @@ def draw_cam_and_boxes(
     Args:
         image_bgr: (H, W, 3) uint8 image as read by OpenCV; (H, W) must be ``cam_map.image_size``.
         cam_map: the image's CAM (``ClassActivationMapper`` output).
-        boxes_xyxy: (N, 4) pseudo boxes in image pixels (``cam_map.to_image_boxes`` of the CAM boxes).
+        boxes_xyxy: (N, 4) pseudo boxes in image pixels (``cam_map.pseudo_boxes``).
         gt_boxes: optional (M, 4) real XYXY boxes in image pixels.
 
     Returns:
@@ -206,7 +205,7 @@ def pseudo_box_panels(
         boxes, stored_options = read_pseudo_box_json(boxes_json, records, metadata.get("image_root"))
         _warn_if_cam_settings_differ(boxes_json, stored_options, options)
     else:
-        boxes = [cam.to_image_boxes(boxes_from_cam(cam.cam, **options.box_arguments())) for cam in cams]
+        boxes = [cam.pseudo_boxes(**options.box_arguments()) for cam in cams]
     panels, titles = [], []
     for index, record, cam, image_boxes in zip(indices, records, cams, boxes):
         truth = ground_truth_boxes(record)

@@ -1,7 +1,7 @@
 """
 The whole DAP workflow on the embedded synthetic data, on CPU (the README's main job):
 
-    python -m dap.workflow [--shots 5 20] [--seed 0]      # results in output/dap/synthetic
+    python -m dap.workflow [--shots 5 20] [--seed 0] [--output-dir output/dap/synthetic]
 
 1. classifier on synthetic_shapes_cls_train (configs/dap/synthetic_classifier_cpu.py);
 2. CAM pseudo boxes of its images (python -m dap.generate_pseudo_boxes), scored against the
@@ -14,39 +14,42 @@ The whole DAP workflow on the embedded synthetic data, on CPU (the README's main
 then a CLS-vs-DAP table (printed and saved as report.md) and a plot (kshot.png), like the
 paper's Fig. 3/4. Every step is an ordinary command of the collection, printed before it runs;
 a step whose result exists is skipped and training steps resume, so an interrupted workflow
-continues where it stopped when started again.
+continues where it stopped when started again. The pseudo boxes go where the pre-training
+config reads them (output/dap/synthetic/pseudo_boxes), whatever --output-dir says.
 """
 
-import argparse
 import json
 import os
 import sys
-import time
-from typing import Sequence
+from typing import List, Sequence
 
+from tabulate import tabulate
+
+from detectron2.data import MetadataCatalog
+
+from projects.common import engine
 from projects.common.io import save_figure_atomically, write_json_atomically
-from projects.common.workflow import Workflow, train_command
 from projects.common.metrics import last_evaluation
+from projects.common.workflow import Workflow, train_command, workflow_main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = os.path.join(REPO, "configs", "dap")
 OUTPUT_DIR = "output/dap/synthetic"  # where the configs below read and write by default
-CLASSIFIER_CONFIG = os.path.join(CONFIGS, "synthetic_classifier_cpu.py")
-PRETRAIN_CONFIG = os.path.join(CONFIGS, "synthetic_pretrain_faster_rcnn_cpu.py")
-FINETUNE_CONFIG = os.path.join(CONFIGS, "synthetic_finetune_faster_rcnn_cpu.py")
-DETECTOR_AS_CLASSIFIER_CONFIG = os.path.join(CONFIGS, "synthetic_detector_as_classifier_cpu.py")
+# configs of the collection, by name (projects.common.config)
+CLASSIFIER_CONFIG = "dap/synthetic_classifier_cpu.py"
+PRETRAIN_CONFIG = "dap/synthetic_pretrain_faster_rcnn_cpu.py"
+FINETUNE_CONFIG = "dap/synthetic_finetune_faster_rcnn_cpu.py"
+DETECTOR_AS_CLASSIFIER_CONFIG = "dap/synthetic_detector_as_classifier_cpu.py"
 CLASSIFICATION_SET, DETECTION_SET = "synthetic_shapes_cls_train", "synthetic_shapes_train"
 # CAMs of 128 px images: two scales as in the paper (2x and 4x the short side of 288 / 576 px
 # ImageNet crops is not possible here), upsampled to image pixels since the feature grid is 4x4
 PSEUDO_BOX_OPTIONS = ["--scales", "128", "256", "--resolution", "image"]
-METRICS = ("bbox/AP", "bbox/AP50", "voc/AP50", "voc/AP50_11pt")
+METRICS = {"bbox/AP": "COCO AP", "bbox/AP50": "AP50", "voc/AP50": "VOC AP50 (area)",
+           "voc/AP50_11pt": "VOC AP50 (07 11-point)"}  # result key: report column
 INITIALISATIONS = ("cls", "dap")
 
 
 def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
     """Run (or finish) every step; returns the report's markdown."""
     workflow = Workflow("dap.workflow")
-    timings = workflow.timings
     paths = {name: os.path.join(output_dir, name) for name in ("classifier", "pretrain", "finetune")}
     classifier_weights = os.path.join(paths["classifier"], "model_final.pth")
     pseudo_boxes = _pseudo_box_json()
@@ -67,12 +70,10 @@ def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
     workflow.run("3b. detector pre-training",
                  train_command(PRETRAIN_CONFIG, paths["pretrain"], f"train.init_checkpoint={cls_init}"), pretrained)
     detector_as_classifier = os.path.join(output_dir, "detector_as_classifier.json")
-    if not os.path.exists(detector_as_classifier):
-        workflow.log("3c. pre-trained detector as a classifier (train_net.py --eval-only)")
-        start = time.perf_counter()
-        _evaluate_detector_as_classifier(pretrained, os.path.join(output_dir, "detector_as_classifier"),
-                                         detector_as_classifier)
-        timings["3c. detector as classifier"] = time.perf_counter() - start
+    workflow.call("3c. pre-trained detector as a classifier",
+                  lambda: _evaluate_detector_as_classifier(pretrained, os.path.join(output_dir, "detector_as_classifier"),
+                                                           detector_as_classifier),
+                  detector_as_classifier)
     workflow.run("4a. DAP initialisation",
                  [python, "-m", "dap.transfer", "--input", pretrained, "--output", dap_init], dap_init)
     runs = {}
@@ -85,8 +86,9 @@ def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
                                        f"dataloader.train.dataset.names={DETECTION_SET}_{k}shot_seed{seed}"),
                          os.path.join(run_dir, "model_final.pth"))
 
-    report = _report(output_dir, pseudo_boxes, paths, runs, shots, timings, detector_as_classifier)
     _plot(runs, shots, os.path.join(output_dir, "kshot.png"))
+    lines = _report_lines(pseudo_boxes, paths, runs, shots, detector_as_classifier) + workflow.timing_lines()
+    report = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(report)
     return report
@@ -94,24 +96,19 @@ def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
 
 def _evaluate_detector_as_classifier(weights: str, output_dir: str, result_file: str) -> None:
     """Top-1/top-5 of the detector on synthetic_shapes_cls_val (Sec. 4.3), saved as JSON."""
-    import train_net
-
-    args = train_net.parse_args(["--config-file", DETECTOR_AS_CLASSIFIER_CONFIG, "--eval-only",
-                                 f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}"])
-    write_json_atomically(result_file, train_net.main(args))
+    args = engine.parse_args(["--config-file", DETECTOR_AS_CLASSIFIER_CONFIG, "--eval-only",
+                              f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}"])
+    write_json_atomically(result_file, engine.main(args))
 
 
 def _pseudo_box_json() -> str:
     """Where the pre-training config reads its pseudo boxes (the config registers that dataset)."""
-    from detectron2.data import MetadataCatalog
-
-    from train_net import load_config
-
-    cfg = load_config(PRETRAIN_CONFIG)
+    cfg = engine.load_config(PRETRAIN_CONFIG)
     return MetadataCatalog.get(cfg.dataloader.train.dataset.names).json_file
 
 
-def _report(output_dir, pseudo_boxes, paths, runs, shots, timings, detector_as_classifier) -> str:
+def _report_lines(pseudo_boxes, paths, runs, shots, detector_as_classifier) -> List[str]:
+    """The report's markdown: the pseudo boxes, the pre-trained detector and the CLS-vs-DAP table."""
     with open(os.path.splitext(pseudo_boxes)[0] + ".stats.json") as f:
         statistics = json.load(f)
     boxes, quality = statistics["pseudo_boxes"], statistics.get("quality_vs_ground_truth", {})
@@ -119,7 +116,7 @@ def _report(output_dir, pseudo_boxes, paths, runs, shots, timings, detector_as_c
     pretrain = last_evaluation(paths["pretrain"], ["bbox/AP"])
     with open(detector_as_classifier) as f:
         as_classifier = json.load(f)["detector_classification"]
-    lines = [
+    return [
         "## DAP workflow on the synthetic data (CPU)",
         "",
         f"- classifier top-1 on synthetic_shapes_cls_val: {classifier['classification/top1']:.1f} %",
@@ -131,19 +128,20 @@ def _report(output_dir, pseudo_boxes, paths, runs, shots, timings, detector_as_c
         f"confidences, Sec. 4.3) on synthetic_shapes_cls_val: top-1 {as_classifier['top1']:.1f} %, "
         f"top-5 {as_classifier['top5']:.1f} %",
         "",
-        "| k (images per class) | init | " + " | ".join(METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
+        _kshot_table(runs, shots),
     ]
+
+
+def _kshot_table(runs, shots) -> str:
+    """Per k: the CLS and DAP fine-tuning results and their difference (signed), one decimal."""
+    rows = []
     for k in shots:
         results = {init: last_evaluation(runs[(init, k)], list(METRICS)) for init in INITIALISATIONS}
-        for init in INITIALISATIONS:
-            lines.append(f"| {k} | {init.upper()} | " + " | ".join(f"{results[init][m]:.1f}" for m in METRICS) + " |")
-        lines.append(f"| {k} | DAP - CLS | " + " | ".join(
-            f"{results['dap'][m] - results['cls'][m]:+.1f}" for m in METRICS) + " |")
-    if timings:
-        lines += ["", "Wall time of the steps run now: " + ", ".join(
-            f"{name} {seconds / 60:.1f} min" for name, seconds in timings.items())]
-    return "\n".join(lines) + "\n"
+        rows += [[k, init.upper(), *(f"{results[init][metric]:.1f}" for metric in METRICS)] for init in INITIALISATIONS]
+        rows.append([k, "DAP - CLS", *(f"{results['dap'][metric] - results['cls'][metric]:+.1f}" for metric in METRICS)])
+    # cells formatted here (tabulate would drop the sign of the differences), numbers aligned right
+    return tabulate(rows, headers=["k (images per class)", "init", *METRICS.values()], tablefmt="github",
+                    disable_numparse=True, colalign=("right", "left") + ("right",) * len(METRICS))
 
 
 def _plot(runs, shots, path) -> None:
@@ -169,16 +167,12 @@ def _plot(runs, shots, path) -> None:
     plt.close(figure)
 
 
-def main(argv: Sequence[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0],
-                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shots", type=int, nargs="+", default=[5, 20], help="k values to fine-tune with")
-    parser.add_argument("--seed", type=int, default=0, choices=(0, 1, 2), help="which k-shot split")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    report = run_workflow(OUTPUT_DIR, args.shots, args.seed)
-    print(report + f"\nTotal: {(time.perf_counter() - start) / 60:.1f} min. Report, kshot.png and "
-          f"pseudo_boxes.png are in {OUTPUT_DIR}", flush=True)
+def main(argv: Sequence[str] = None) -> str:
+    def add_arguments(parser):
+        parser.add_argument("--shots", type=int, nargs="+", default=[5, 20], help="k values to fine-tune with")
+        parser.add_argument("--seed", type=int, default=0, choices=(0, 1, 2), help="which k-shot split")
+
+    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], OUTPUT_DIR, argv, add_arguments)
 
 
 if __name__ == "__main__":

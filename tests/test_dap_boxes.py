@@ -80,6 +80,38 @@ def test_thresholds_pool_nested_boxes_and_nms_merges_near_duplicates():
     np.testing.assert_allclose(merged[1], [7, 7, 13, 13], atol=1e-9)
 
 
+def test_normalize_false_thresholds_the_map_as_given():
+    cam = [[0.15, 0.25, 0.35, 0.45, 0.60]]
+    as_given = boxes_from_cam(cam, thresholds=(0.5,), nms_iou=1.0, normalize=False)
+    np.testing.assert_allclose(as_given, [[4, 0, 5, 1]], atol=1e-12)  # only 0.60 > 0.5: pixel 4
+    # normalised, (v - 0.15) / 0.45 = [0, 2/9, 4/9, 2/3, 1]: pixels 3 and 4, weighted 2/3 and 1
+    weights, centres = np.array([2 / 3, 1.0]), np.array([3.5, 4.5])
+    mean = weights @ centres / weights.sum()
+    half_width = math.sqrt(12 * (weights @ (centres - mean) ** 2 / weights.sum() + 1 / 12)) / 2
+    normalised = boxes_from_cam(cam, thresholds=(0.5,), nms_iou=1.0)
+    assert mean + half_width > 5  # the fit is wider than the map: clipped to it
+    np.testing.assert_allclose(normalised, [[mean - half_width, 0, 5, 1]], atol=1e-12)
+    # a constant map above the threshold is one salient region when taken as given
+    np.testing.assert_allclose(boxes_from_cam(np.full((2, 3), 0.7), normalize=False), [[0, 0, 3, 2]], atol=1e-12)
+
+
+def test_boxes_are_clipped_to_the_image_before_nms():
+    """Map pixel x -> image 2 x, image 8 x 2 px. Boxes [1, 10] and [2, 10] (IoU 8/9 in the map)
+    become [2, 8] and [4, 8] in the image (IoU 4/6): NMS at 0.8 keeps both only after clipping."""
+    cam = np.zeros((1, 10))
+    cam[0, 1:] = 0.3  # tau 0.2: pixels 1..9
+    cam[0, 2:] = 1.0  # tau 0.5: pixels 2..9
+
+    def to_image(boxes):
+        return np.clip(boxes * 2.0, 0.0, [8, 2, 8, 2])
+
+    arguments = dict(thresholds=(0.2, 0.5), nms_iou=0.8, weighting="uniform")
+    clipped_first = boxes_from_cam(cam, to_image=to_image, **arguments)
+    np.testing.assert_allclose(clipped_first, [[2, 0, 8, 2], [4, 0, 8, 2]], atol=1e-12)
+    in_map = boxes_from_cam(cam, **arguments)  # NMS on the map's boxes: the smaller one goes
+    np.testing.assert_allclose(in_map, [[1, 0, 10, 1]], atol=1e-12)
+
+
 def test_box_scale_does_not_depend_on_the_cam_range():
     cam = np.random.default_rng(0).random((10, 14))
     np.testing.assert_allclose(boxes_from_cam(cam), boxes_from_cam(cam * 7.0 - 3.0))

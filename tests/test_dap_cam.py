@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import Backbone
 
 from dap import ClassActivationMap, ClassActivationMapper
-from dap.cam import _View
+from dap.cam import _View, resized_size
 from projects.common.modeling import ImageClassifier
 
 
@@ -28,14 +29,28 @@ class MirrorEquivariantBackbone(Backbone):
         return {"res5": ShapeSpec(channels=5, stride=4)}
 
 
-@pytest.fixture
-def model():
+class Stride32Backbone(MirrorEquivariantBackbone):
+    """The same with 32 x 32 pooling: a ResNet's CAM grid."""
+
+    def forward(self, x):
+        return {"res5": F.avg_pool2d(self.conv(x), 32)}
+
+    def output_shape(self):
+        return {"res5": ShapeSpec(channels=5, stride=32)}
+
+
+def _classifier(backbone):
     torch.manual_seed(0)
     classifier = ImageClassifier(
-        backbone=MirrorEquivariantBackbone(), in_feature="res5", num_classes=3,
+        backbone=backbone, in_feature="res5", num_classes=3,
         pixel_mean=[100.0, 110.0, 120.0], pixel_std=[50.0, 50.0, 50.0],
     )
     return classifier.eval()
+
+
+@pytest.fixture
+def model():
+    return _classifier(MirrorEquivariantBackbone())
 
 
 def _image(height=16, width=24, seed=0):
@@ -107,6 +122,43 @@ def test_batched_images_of_different_sizes_match_single_runs(model):
     batched = mapper([{"image": image, "class_id": 1} for image in images])
     for image, result in zip(images, batched):
         np.testing.assert_allclose(result.cam, mapper([{"image": image, "class_id": 1}])[0].cam, atol=1e-5)
+
+
+def test_resize_truncates_the_long_side_like_torchvision_resize():
+    """333 x 500 at short side 576: 576 * 500 / 333 = 864.86 -> 864 px (not 865), 27 cells of 32 px."""
+    assert resized_size((333, 500), 576) == (576, 864)
+    assert resized_size((500, 333), 576) == (864, 576)
+    assert resized_size((128, 128), 256) == (256, 256)
+    mapper = ClassActivationMapper(_classifier(Stride32Backbone()), scales=(576,), flip=False)
+    (result,) = mapper([{"image": _image(333, 500), "class_id": 0}])
+    assert result.cam.shape == (18, 27)  # 576 / 32, ceil(864 / 32); 865 px would pad to 28 cells
+    assert result.pixels_per_cell == pytest.approx((32 * 500 / 864, 32 * 333 / 576))
+
+
+def test_resize_is_antialiased_like_pil():
+    """Downscaling a 1-pixel checkerboard: PIL's bilinear filter (the authors' resize) averages it
+    to mid-grey; ours must agree within one grey level (uint8 rounding)."""
+    model = _classifier(MirrorEquivariantBackbone())
+    mapper = ClassActivationMapper(model, scales=(16,))
+    checkerboard = ((np.indices((48, 72)).sum(axis=0) % 2) * 255).astype(np.uint8)
+    image = np.stack([checkerboard, 255 - checkerboard, checkerboard], axis=-1)  # H, W, C
+    expected = np.asarray(Image.fromarray(image).resize((24, 16), Image.BILINEAR), dtype=np.float32)
+    expected = torch.from_numpy(expected).permute(2, 0, 1)
+    ours = mapper._resize(torch.from_numpy(image).permute(2, 0, 1), 16).float()
+    assert ours.shape == (3, 16, 24)
+    assert (ours - expected).abs().max() <= 1.0  # one grey level
+    assert 120 <= float(ours[0].mean()) <= 135  # grey, not aliased to black or white
+
+
+def test_pseudo_boxes_threshold_the_average_as_given_and_clip_before_nms():
+    as_given = ClassActivationMap(np.array([[0.15, 0.25, 0.35, 0.45, 0.60]]), image_size=(1, 5),
+                                  pixels_per_cell=(1.0, 1.0))
+    np.testing.assert_allclose(as_given.pseudo_boxes(thresholds=(0.5,)), [[4, 0, 5, 1]], atol=1e-12)
+    # map boxes [1, 10] and [2, 10] (IoU 8/9) -> image [2, 8] and [4, 8] (IoU 4/6): both pass NMS at 0.8
+    cam = np.array([[0.0, 0.3] + [1.0] * 8])
+    clipped = ClassActivationMap(cam, image_size=(2, 8), pixels_per_cell=(2.0, 2.0))
+    np.testing.assert_allclose(clipped.pseudo_boxes(thresholds=(0.2, 0.5), nms_iou=0.8, weighting="uniform"),
+                               [[2, 0, 8, 2], [4, 0, 8, 2]], atol=1e-12)
 
 
 def test_to_image_boxes_scales_and_clips():

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import detectron2.data.transforms as T
-import train_net
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from detectron2.structures import Boxes, Instances
 
 from dap.evaluation import DetectorAsClassifierEvaluator, summed_class_confidences
+from projects.common import engine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs/dap/synthetic_detector_as_classifier_cpu.py")
@@ -108,12 +108,12 @@ def test_config_evaluates_a_detector_as_classifier_with_train_net(tiny_classific
     cfg = LazyConfig.load(CONFIG)
     assert cfg.dataloader.test.dataset.names == CLASSIFICATION_VAL
     assert cfg.model.roi_heads.num_classes == 8
-    args = train_net.parse_args(
+    args = engine.parse_args(
         ["--config-file", CONFIG, "--eval-only", f"train.output_dir={tmp_path}",
          f"dataloader.test.dataset.names={TINY_CLASSIFICATION_VAL}",  # 4 images keep the test fast
          "train.init_checkpoint="]  # no weights: a random detector
     )
-    results = train_net.main(args)
+    results = engine.main(args)
     assert set(results) == {"detector_classification"}
     accuracy = results["detector_classification"]
     assert set(accuracy) == {"top1", "top5"}

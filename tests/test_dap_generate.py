@@ -1,4 +1,4 @@
-"""dap.generate_pseudo_boxes: whole-dataset generation, resume after a kill, sharding."""
+"""dap.pseudo_boxes and its command line: whole-dataset generation, resume after a kill, sharding."""
 import json
 import os
 import subprocess
@@ -14,8 +14,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 import projects.common.data  # noqa: F401  (registers the synthetic datasets)
 from dap import cam as cam_module
 from dap import register_pseudo_box_dataset
-from dap.generate_pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
-from train_net import load_config
+from dap.pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
+from projects.common.engine import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")
@@ -112,6 +112,15 @@ def test_resume_with_other_settings_is_refused(classifier, tmp_path, monkeypatch
 def test_datasets_without_labels_are_rejected(classifier, tmp_path):
     with pytest.raises(ValueError, match="classification dataset"):
         generate_pseudo_boxes(classifier, "synthetic_shapes_val", str(tmp_path / "x.json"), OPTIONS)
+
+
+def test_classes_that_do_not_fit_the_classifier_are_refused_before_writing(tmp_path):
+    torch.manual_seed(0)
+    five_classes = instantiate(load_config(CONFIG, ["model.num_classes=5"]).model).eval()
+    output = tmp_path / "out" / "boxes.json"
+    with pytest.raises(ValueError, match=rf"{SUBSET} has 8 classes .* the classifier has 5: .*--weights"):
+        generate_pseudo_boxes(five_classes, SUBSET, str(output), OPTIONS, num_workers=0)
+    assert list(tmp_path.iterdir()) == []  # no output, no .parts folder
 
 
 def test_two_processes_share_the_work(tmp_path):

@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 import detectron2.data.transforms as T
-import train_net
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
@@ -25,6 +24,7 @@ from dap.self_training import (
     select_pseudo_labels,
 )
 from projects.common.data import DetectionDatasetMapper
+from projects.common import engine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.path.join(REPO, "configs/smoke/faster_rcnn_R18_FPN_synthetic.py")
@@ -259,7 +259,7 @@ def test_command_line_matches_the_function(faster_rcnn, tiny_dataset, tmp_path, 
 
 
 def test_test_size_comes_from_the_config_test_mapper():
-    assert resize_from_test_mapper(train_net.load_config(SMOKE)) == (256, 480)
-    several_sizes = train_net.load_config(SMOKE, ["dataloader.test.mapper.augmentations.0.short_edge_length=[224,256]"])
+    assert resize_from_test_mapper(engine.load_config(SMOKE)) == (256, 480)
+    several_sizes = engine.load_config(SMOKE, ["dataloader.test.mapper.augmentations.0.short_edge_length=[224,256]"])
     with pytest.raises(ValueError, match="several short edges"):
         resize_from_test_mapper(several_sizes)

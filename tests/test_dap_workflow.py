@@ -11,9 +11,9 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-import train_net
+from projects.common import engine
 from dap import register_pseudo_box_dataset, workflow
-from dap.generate_pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
+from dap.pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
 from dap.transfer import write_detector_init_checkpoint
 from projects.common.checkpoint import convert_classifier_checkpoint
 
@@ -36,12 +36,12 @@ def _register_subsets():
 
 
 def _train(config, output_dir, *overrides, eval_only=False):
-    args = train_net.parse_args([
+    args = engine.parse_args([
         "--config-file", os.path.join(REPO, "configs/dap", config), *(["--eval-only"] if eval_only else []),
         f"train.output_dir={output_dir}", "train.max_iter=3", "train.eval_period=3", "train.log_period=1",
         "train.checkpointer.period=3", "dataloader.train.total_batch_size=2", *overrides,
     ])
-    return train_net.main(args)
+    return engine.main(args)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def chain(tmp_path_factory):
     _train("synthetic_classifier_cpu.py", paths["classifier"], "dataloader.train.total_batch_size=8")
     classifier_weights = os.path.join(paths["classifier"], "model_final.pth")
 
-    model = instantiate(train_net.load_config(os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")).model)
+    model = instantiate(engine.load_config(os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")).model)
     DetectionCheckpointer(model).load(classifier_weights)
     pseudo_boxes = str(root / "pseudo_boxes" / "train.json")
     os.makedirs(os.path.dirname(pseudo_boxes))
@@ -91,9 +91,15 @@ def test_workflow_report_and_plot(chain):
     as_classifier = str(root / "detector_as_classifier.json")
     with open(as_classifier, "w") as f:
         json.dump({"detector_classification": {"top1": 50.0, "top5": 90.0}}, f)
-    report = workflow._report(str(root), pseudo_boxes, paths, runs, [5], {"1. classifier": 12.0}, as_classifier)
-    assert "| 5 | CLS |" in report and "| 5 | DAP |" in report and "| 5 | DAP - CLS |" in report
-    assert "classifier top-1" in report and "mean_best_iou" in report and "AP50" in report
+    report = "\n".join(workflow._report_lines(pseudo_boxes, paths, runs, [5], as_classifier))
+    table = [line.split("|")[1:-1] for line in report.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in table[0]] == [
+        "k (images per class)", "init", "COCO AP", "AP50", "VOC AP50 (area)", "VOC AP50 (07 11-point)"]
+    assert [[cell.strip() for cell in row[:2]] for row in table[2:]] == [["5", "CLS"], ["5", "DAP"], ["5", "DAP - CLS"]]
+    cls, dap, difference = ([float(cell) for cell in row[2:]] for row in table[2:])
+    assert all(cell.strip()[0] in "+-" for cell in table[4][2:])  # signed differences
+    assert difference == pytest.approx([d - c for d, c in zip(dap, cls)], abs=0.11, nan_ok=True)  # AP of 3 iterations: nan
+    assert "classifier top-1" in report and "mean_best_iou" in report
     assert "top-1 50.0 %" in report
     figure = str(root / "kshot.png")
     workflow._plot(runs, [5], figure)

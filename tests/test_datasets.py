@@ -14,6 +14,8 @@ from projects.common.data import (
     SHAPE_CLASSES,
     SyntheticSpec,
     check_dataset_available,
+    dataset_metadata,
+    dataset_thing_classes,
     datasets_root,
     get_classification_dataset_dicts,
     get_detection_dataset_dicts,
@@ -182,6 +184,31 @@ def test_truncated_json_names_the_file(tmp_path, prefix):
         get_detection_dataset_dicts(prefix)
     assert f"{json_file} is not valid JSON" in str(error.value) and "truncated" in str(error.value)
     assert isinstance(error.value.__cause__, json.JSONDecodeError)
+
+
+def test_metadata_of_a_coco_registration_has_its_class_names_before_loading(tmp_path, prefix):
+    """register_coco_instances sets thing_classes only when the dataset is loaded: readers of the
+    metadata (demo labels, evaluators) must get the names, in category-id order, not "0", "1"."""
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 8, "width": 8}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 7, "bbox": [0, 0, 4, 4], "area": 16, "iscrowd": 0}
+        ],
+        "categories": [{"id": 7, "name": "zebra"}, {"id": 2, "name": "person"}],
+    }
+    json_file = tmp_path / "instances.json"
+    json_file.write_text(json.dumps(coco))
+    (tmp_path / "images").mkdir()
+    register_coco_instances(prefix, {}, str(json_file), str(tmp_path / "images"))
+    assert MetadataCatalog.get(prefix).get("thing_classes") is None  # detectron2's behaviour
+    assert dataset_metadata(prefix).thing_classes == ["person", "zebra"]
+    assert dataset_thing_classes(prefix) == ["person", "zebra"]
+
+
+def test_dataset_without_class_names_says_how_to_set_them(prefix):
+    DatasetCatalog.register(prefix, lambda: [{"file_name": "x.jpg", "image_id": 0}])
+    with pytest.raises(ValueError, match=rf"MetadataCatalog.get\('{prefix}'\).set\(thing_classes"):
+        dataset_thing_classes(prefix)
 
 
 def test_imagenet_folder_loader(tmp_path, prefix):

@@ -1,7 +1,10 @@
-"""MSAD: C-FF by hand, aligned pyramids (P1 included), the KD loss and its ramp, the fusion teacher
-and the students on tiny RetinaNet / Mask R-CNN models (R18 at width 0.25, 64-256 px images)."""
+"""MSAD: C-FF by hand, aligned pyramids (P1 included) at the smallest and the authors' padding, the
+COCO configs' padding, the KD loss and its ramp, the fusion teacher and the students on tiny
+RetinaNet / Mask R-CNN models (R18 at width 0.25, 64-256 px images)."""
 import copy
+import glob
 import math
+import os
 
 import pytest
 import torch
@@ -9,7 +12,7 @@ import torch.nn.functional as F
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyCall as L
-from detectron2.config import instantiate
+from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import ShapeSpec
 from detectron2.model_zoo import get_config
 from detectron2.modeling.backbone import FPN, BasicStem, ResNet
@@ -32,6 +35,7 @@ from projects.msad.distillation import (
 )
 from projects.msad.fusion import CrossFeatureFusion
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHANNELS = 16
 NUM_CLASSES = 3
 DENSE_LEVELS = ["p3", "p4", "p5", "p6", "p7"]
@@ -186,13 +190,15 @@ def test_cross_feature_fusion_matches_hand_computation():
     ("retinanet", DENSE_LEVELS, {"p3": "p2", "p4": "p3", "p5": "p4", "p6": "p5", "p7": "p6"}),
     ("mask_rcnn", RCNN_LEVELS, {"p2": "p1", "p3": "p2", "p4": "p3", "p5": "p4", "p6": "p5"}),
 ])
-def test_paired_levels_have_equal_sizes_for_odd_inputs(kind, levels, low_res_sources):
-    teacher = build_teacher(kind).eval()
+@pytest.mark.parametrize("size_divisibility, padding", [(None, 64), (256, 256)])  # 64: 2 x the FPN's 32
+def test_paired_levels_have_equal_sizes_for_odd_inputs(kind, levels, low_res_sources, size_divisibility, padding):
+    teacher = build_teacher(kind, size_divisibility=size_divisibility).eval()
     assert teacher.level_names == levels and teacher.low_res_sources == low_res_sources
-    assert teacher.size_divisibility == 64  # 2 ** level_shift x the FPN's 32
+    assert teacher.size_divisibility == padding
     for height, width in [(75, 101), (130, 50), (64, 200)]:
         images = teacher.preprocess_image([{"image": torch.rand(3, height, width) * 255}])
-        assert images.tensor.shape[-2] % 64 == 0 and images.tensor.shape[-1] % 64 == 0
+        assert images.tensor.shape[-2] == math.ceil(height / padding) * padding
+        assert images.tensor.shape[-1] == math.ceil(width / padding) * padding
         with torch.no_grad():
             features = teacher.path_features(images.tensor, ["high", "low", "fused"])
         for level in levels:
@@ -200,6 +206,28 @@ def test_paired_levels_have_equal_sizes_for_odd_inputs(kind, levels, low_res_sou
             expected = (math.ceil(images.tensor.shape[-2] / stride), math.ceil(images.tensor.shape[-1] / stride))
             for path in ("high", "low", "fused"):
                 assert tuple(features[path][level].shape[-2:]) == expected, (path, level, height, width)
+
+
+def test_teacher_padding_must_keep_the_levels_aligned():
+    with pytest.raises(ValueError, match="multiples of 64"):
+        build_teacher("retinanet", size_divisibility=96)
+    with pytest.raises(ValueError, match="multiples of 64"):
+        build_teacher("retinanet", size_divisibility=32)
+
+
+@pytest.mark.parametrize("config", sorted(glob.glob(os.path.join(REPO, "configs/msad/coco_*.py"))))
+def test_coco_configs_pad_like_the_authors(config):
+    """The COCO configs pad high-resolution batches to 256, as the authors' code."""
+    model = LazyConfig.load(config).model
+    teacher = model if "teacher" in os.path.basename(config) else model.teacher
+    assert teacher.size_divisibility == 256
+
+
+@pytest.mark.parametrize("config", ["coco_fcos_R50_student_1x.py", "coco_fcos_R50_dual_resolution_student_1x.py"])
+def test_coco_fcos_students_train_on_the_authors_padding(config):
+    """Built: the teacher's batches and the student's training batches are padded to 256."""
+    student = instantiate(LazyConfig.load(os.path.join(REPO, "configs/msad", config)).model)
+    assert student.teacher.size_divisibility == 256 and student.training_size_divisibility == 256
 
 
 def test_p1_level_is_built_from_c1_and_p2():

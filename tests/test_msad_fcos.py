@@ -1,7 +1,7 @@
-"""FCOS with the MSAD authors' head and losses (projects/msad/fcos.py): location grid, target
-assignment on hand-placed boxes, the three losses on hand-computed values, decoding of a hand-set
-prediction, the head's shapes and per-level scales, a few training steps of a tiny FCOS, and the
-CPU config through train_net.py."""
+"""FCOS with the MSAD authors' head and losses (projects/common/modeling/fcos.py): location
+grid, target assignment on hand-placed boxes, FCOS's +1-smoothed GIoU loss and the three losses
+on hand-computed values, decoding of a hand-set prediction, the head's shapes and per-level
+scales, a few training steps of a tiny FCOS, and the CPU config through train_net.py."""
 import json
 import math
 import os
@@ -17,7 +17,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 
 from configs.common.models.cpu import shrink_resnet_fpn
 from projects.common.data import DetectionDatasetMapper
-from projects.msad.fcos import FCOS, FCOSHead, centerness_targets, level_locations
+from projects.common.modeling.fcos import FCOS, FCOSHead, centerness_targets, fcos_giou_loss, level_locations
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 8
@@ -128,13 +128,54 @@ def test_an_image_without_boxes_is_all_background():
     assert labels[0].tolist() == [NUM_CLASSES] * 5 and distances[0].abs().sum() == 0
 
 
+def test_fcos_giou_loss_smooths_the_iou_by_one_stride_unit():
+    """FCOS's official IoU form (the MSAD authors'): IoU = (I + 1) / (U + 1) on stride units."""
+    # (1, 1, 1, 1) vs (2, 2, 2, 2): areas 4 and 16, I = 4, U = 16, C = 16 (no enclosing term):
+    # IoU (4 + 1) / (16 + 1) = 5/17, loss 12/17 = 0.7059 (plain GIoU: 1 - 4/16 = 0.75)
+    loss = fcos_giou_loss(torch.tensor([[1.0, 1, 1, 1]]), torch.tensor([[2.0, 2, 2, 2]]))
+    assert loss.item() == pytest.approx(1 - 5 / 17, rel=1e-6)
+    # (2, 2, 0, 0) vs (1, 1, 1, 1): areas 4 and 4, I = (1 + 0) x (1 + 0) = 1, U = 7,
+    # C = (2 + 1) x (2 + 1) = 9: IoU 2/8, GIoU 1/4 - 2/9, loss 35/36
+    # (0, 0, 1, 1) vs (1, 3, 3, 1): areas 1 and 16, I = 1, U = 16, C = 4 x 4 = 16: loss 1 - 2/17
+    losses = fcos_giou_loss(torch.tensor([[2.0, 2, 0, 0], [0, 0, 1, 1]]), torch.tensor([[1.0, 1, 1, 1], [1, 3, 3, 1]]))
+    assert losses.tolist() == pytest.approx([35 / 36, 15 / 17], rel=1e-6)
+
+
+def test_fcos_giou_loss_and_gradients_match_a_box_reference():
+    """Against a reference written here on XYXY boxes around the point (corner max / min for the
+    intersection and the enclosing box), on random stride-unit distances."""
+    generator = torch.Generator().manual_seed(0)
+    pred = (torch.rand(50, 4, generator=generator, dtype=torch.float64) * 6).requires_grad_(True)
+    target = torch.rand(50, 4, generator=generator, dtype=torch.float64) * 6 + 0.3
+
+    def area(box):
+        return (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1])
+
+    def reference(pred, target):
+        a = torch.stack([-pred[:, 0], -pred[:, 1], pred[:, 2], pred[:, 3]], dim=1)
+        b = torch.stack([-target[:, 0], -target[:, 1], target[:, 2], target[:, 3]], dim=1)
+        low, high = torch.maximum(a[:, :2], b[:, :2]), torch.minimum(a[:, 2:], b[:, 2:])
+        intersection = (high - low).clamp(min=0).prod(dim=1)
+        union = area(a) + area(b) - intersection
+        low, high = torch.minimum(a[:, :2], b[:, :2]), torch.maximum(a[:, 2:], b[:, 2:])
+        enclosing = (high - low).prod(dim=1)
+        return 1 - (intersection + 1) / (union + 1) + (enclosing - union) / enclosing
+
+    mine = fcos_giou_loss(pred, target)
+    expected = reference(pred, target)
+    assert torch.allclose(mine, expected, atol=1e-9)
+    (mine_grad,) = torch.autograd.grad(mine.sum(), pred)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), pred)
+    assert torch.allclose(mine_grad, expected_grad, atol=1e-9)
+
+
 def test_losses_match_hand_computation():
     """One class, three locations: two positives and one background; all logits 0."""
     model = two_level_fcos(num_classes=1)
-    # positive a: target (1, 1, 1, 1) = box (-1, -1, 1, 1), centerness 1; prediction (2, 2, 0, 0) =
-    #   box (-2, -2, 0, 0): intersection 1, union 7, enclosing 9 -> GIoU 1/7 - 2/9, loss 68/63
-    # positive b: target (1, 3, 3, 1) = box (-1, -3, 3, 1) of area 16, centerness sqrt(1/3 * 1/3)
-    #   = 1/3; prediction (0, 0, 1, 1) = box (0, 0, 1, 1) inside it: GIoU 1/16, loss 15/16
+    # positive a: target (1, 1, 1, 1), centerness 1; prediction (2, 2, 0, 0): I = 1, U = 7, C = 9
+    #   -> IoU (1 + 1) / (7 + 1) = 1/4, loss 1 - 1/4 + 2/9 = 35/36
+    # positive b: target (1, 3, 3, 1) of area 16, centerness sqrt(1/3 * 1/3) = 1/3; prediction
+    #   (0, 0, 1, 1) inside it: I = 1, U = C = 16 -> IoU 2/17, loss 15/17
     gt_distances = torch.tensor([[1.0, 1, 1, 1], [1, 3, 3, 1], [0, 0, 0, 0]])
     pred_distances = torch.tensor([[[2.0, 2, 0, 0], [0, 0, 1, 1], [5, 5, 5, 5]]])
     losses = model.losses(
@@ -146,8 +187,9 @@ def test_losses_match_hand_computation():
     # divided by the 2 positives
     focal = (2 * 0.25 + 0.75) * 0.25 * math.log(2) / 2
     assert losses["loss_fcos_cls"].item() == pytest.approx(focal, rel=1e-5)
-    # GIoU losses weighted by the centerness targets, divided by their sum
-    giou = (68 / 63 * 1 + 15 / 16 * (1 / 3)) / (1 + 1 / 3)
+    # GIoU losses weighted by the centerness targets, divided by their sum (the background's
+    # prediction (5, 5, 5, 5) does not count)
+    giou = (35 / 36 * 1 + 15 / 17 * (1 / 3)) / (1 + 1 / 3)
     assert losses["loss_fcos_loc"].item() == pytest.approx(giou, rel=1e-5)
     # BCE at logit 0 is ln 2 whatever the target; summed over the 2 positives, divided by 2
     assert losses["loss_fcos_ctr"].item() == pytest.approx(math.log(2), rel=1e-5)
@@ -256,16 +298,16 @@ def test_tiny_fcos_trains_a_few_steps_and_predicts():
 
 
 def test_cpu_config_trains_through_train_net(tmp_path):
-    import train_net
+    from projects.common import engine
 
     output_dir = str(tmp_path / "fcos")
-    args = train_net.parse_args([
+    args = engine.parse_args([
         "--config-file", os.path.join(REPO, "configs/msad/synthetic_fcos_R18_FPN_cpu.py"),
         f"train.output_dir={output_dir}", "train.max_iter=20", "train.log_period=5",
         "train.checkpointer.period=20", "dataloader.train.total_batch_size=2",
         "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
     ])
-    train_net.main(args)
+    engine.main(args)
     with open(os.path.join(output_dir, "metrics.json")) as f:
         records = [json.loads(line) for line in f]
     training = [r for r in records if "total_loss" in r]

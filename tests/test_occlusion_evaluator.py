@@ -1,4 +1,4 @@
-"""Occlusion ratio (paper 002, Eq. 5) and AP per occlusion bucket, on hand-made COCO data and on
+"""Occlusion ratio (TBC paper, Eq. 5) and AP per occlusion bucket, on hand-made COCO data and on
 the embedded occluded synthetic preset."""
 import json
 import math

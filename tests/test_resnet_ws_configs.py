@@ -9,7 +9,7 @@ import pytest
 from detectron2.config import LazyCall as L
 from detectron2.data import DatasetCatalog
 
-import train_net
+from projects.common import engine
 from projects.common.metrics import last_evaluation
 from projects.resnet_ws import WeaklySupervisedRCNNWithTTA
 
@@ -52,10 +52,10 @@ def small_voc_split(tmp_path_factory):
 def test_cpu_wsod_configs_train_and_evaluate_through_train_net(small_voc_split, config):
     folder, overrides = small_voc_split
     output_dir = folder / config
-    args = train_net.parse_args([
+    args = engine.parse_args([
         "--config-file", os.path.join(REPO, f"configs/resnet_ws/synthetic_{config}_R18_WS_cpu.py"),
         *overrides, "train.max_iter=2", "train.eval_period=2", f"train.output_dir={output_dir}"])
-    train_net.main(args)
+    engine.main(args)
     results = last_evaluation(str(output_dir), ["voc/AP50", "corloc/CorLoc"])
     assert 0.0 <= results["voc/AP50"] <= 100.0 and 0.0 <= results["corloc/CorLoc"] <= 100.0
     assert os.path.exists(output_dir / "model_final.pth")
@@ -63,7 +63,7 @@ def test_cpu_wsod_configs_train_and_evaluate_through_train_net(small_voc_split, 
 
 def test_do_test_runs_the_configs_test_time_augmentation(small_voc_split, monkeypatch):
     _, overrides = small_voc_split
-    cfg = train_net.load_config(OICR, overrides)
+    cfg = engine.load_config(OICR, overrides)
     cfg.test_time_augmentation = L(WeaklySupervisedRCNNWithTTA)(min_sizes=(192, 256), max_size=480, flip=True)
     calls = []
     original = WeaklySupervisedRCNNWithTTA.merged_proposal_predictions
@@ -73,5 +73,5 @@ def test_do_test_runs_the_configs_test_time_augmentation(small_voc_split, monkey
         return original(self, input_dict)
 
     monkeypatch.setattr(WeaklySupervisedRCNNWithTTA, "merged_proposal_predictions", counting)
-    results = train_net.do_test(cfg, train_net.build_model(cfg).eval())
+    results = engine.do_test(cfg, engine.build_model(cfg).eval())
     assert len(calls) == FEW_IMAGES and "corloc" in results and "voc" in results

@@ -167,6 +167,17 @@ def test_oicr_losses_with_image_score_weights():
     assert losses["loss_refine_2"].item() == pytest.approx(0.6179694, abs=1e-6)
 
 
+def test_oicr_losses_are_per_image_means():
+    """Two copies of the image give the one image's hand-computed losses (means over images). The
+    authors' code would give half of loss_wsddn here: it divides the BCE's mean over the batch's
+    images and classes by the number of images again."""
+    features, boxes, labels = oicr_inputs()
+    losses = hand_oicr().losses(torch.cat([features, features]), boxes * 2, torch.cat([labels, labels]))
+    assert losses["loss_wsddn"].item() == pytest.approx(BCE_MEAN, abs=1e-6)
+    assert losses["loss_refine_1"].item() == pytest.approx(0.5198604, abs=1e-6)
+    assert losses["loss_refine_2"].item() == pytest.approx(0.6179694, abs=1e-6)
+
+
 def test_oicr_losses_with_seed_score_weights():
     # branch 1 weight: WSDDN score of the seed p1, 0.375 -> 0.375 * 0.9241962 = 0.3465736
     # branch 2 weight: branch 1's class-0 probability of its seed, 0.5 -> 0.5 * 1.0986123 = 0.5493061

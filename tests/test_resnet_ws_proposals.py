@@ -14,7 +14,7 @@ from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.data.build import load_proposals_into_dataset
 from detectron2.structures import BoxMode
 
-from projects.resnet_ws import proposals
+from projects.resnet_ws.proposals import generate as proposal_generation
 from projects.resnet_ws.proposals import (
     ProposalOptions,
     convert_mcg_mats,
@@ -189,7 +189,7 @@ def test_resume_after_a_kill_loses_and_duplicates_nothing(dataset, reference_fil
             raise KeyboardInterrupt
         return selective_search(image, **kwargs)
 
-    monkeypatch.setattr(proposals, "selective_search", killed_at_the_fifth_image)
+    monkeypatch.setattr(proposal_generation, "selective_search", killed_at_the_fifth_image)
     with pytest.raises(KeyboardInterrupt):
         generate_proposals([DATASET], output, flush_every=2)
     (part_file,) = glob.glob(output + ".parts/*.jsonl")

@@ -224,6 +224,51 @@ def test_ideal_uses_calibrated_statistics_with_the_nearest_norms_affine():
         normalise_five(norm, 120)
 
 
+UNEVEN_BATCH_SIZES = (6, 2, 1)
+
+
+def uneven_batches(channels: int, size: int) -> list:
+    """float64 batches of 6, 2 and 1 images with clearly different means and spreads."""
+    generator = torch.Generator().manual_seed(0)
+    scales_and_shifts = ((1.0, 0.0), (3.0, 2.0), (0.5, -4.0))
+    return [torch.randn(n, channels, size, size, generator=generator, dtype=torch.float64) * scale
+            + shift for n, (scale, shift) in zip(UNEVEN_BATCH_SIZES, scales_and_shifts)]
+
+
+def weighted_batch_statistics(batches, weights):
+    """Reference for ideal calibration (the authors' bn_update), written out: per channel,
+    mean = sum_i w_i m_i / sum_i w_i and var = sum_i w_i s_i / sum_i w_i, where over the
+    count = N_i * H * W values v of batch i, m_i = sum v / count and
+    s_i = sum (v - m_i)^2 / (count - 1) (unbiased, as BN's running_var)."""
+    means, variances = [], []
+    for x in batches:
+        values = x.detach().transpose(0, 1).reshape(x.shape[1], -1)
+        count = values.shape[1]
+        m = values.sum(dim=1) / count
+        means.append(m)
+        variances.append((values - m[:, None]).square().sum(dim=1) / (count - 1))
+    total = sum(weights)
+    return (sum(w * m for w, m in zip(weights, means)) / total,
+            sum(w * s for w, s in zip(weights, variances)) / total)
+
+
+def test_calibration_weights_each_batch_by_its_images():
+    norm = PrivateBatchNorm2d(3, (32, 64)).double().eval()
+    batches = uneven_batches(3, 5)
+    norm.begin_calibration(40)
+    for x in batches:
+        norm(x, 40)
+    norm.end_calibration(keep=True)
+    mean, var = norm.calibrated_statistics[40]
+    expected_mean, expected_var = weighted_batch_statistics(batches, UNEVEN_BATCH_SIZES)
+    assert_close(mean, expected_mean)
+    assert_close(var, expected_var)
+    # each batch weighing the same would give another answer: means about (0 + 2 - 4) / 3 instead
+    # of (6 * 0 + 2 * 2 - 4) / 9, variances about (1 + 9 + 0.25) / 3 instead of / 9 weighted
+    equal_mean, equal_var = weighted_batch_statistics(batches, (1, 1, 1))
+    assert ((mean - equal_mean).abs() > 0.5).all() and ((equal_var - var).abs() > 0.5).all()
+
+
 def test_unknown_inference_mode_is_rejected():
     with pytest.raises(ValueError, match="proxy"):
         PrivateBatchNorm2d(1, (96,)).set_inference_mode("nearest")
@@ -341,6 +386,30 @@ def test_calibrate_batchnorm_rejects_wrong_resolution_and_keeps_nothing():
         calibrate_batchnorm(backbone, [], 48)
     with pytest.raises(TypeError, match="model.backbone"):
         calibrate_batchnorm(nn.Conv2d(3, 3, 1), [], 48)
+
+
+def test_calibrate_batchnorm_weights_each_batch_by_its_images_in_every_norm():
+    torch.manual_seed(0)
+    backbone = SANResNet(18, TINY_RESOLUTIONS, width=0.25).double()
+    norms = {name: m for name, m in backbone.named_modules() if isinstance(m, PrivateBatchNorm2d)}
+    seen = {name: [] for name in norms}  # what each private BN receives during calibration
+    for name, norm in norms.items():
+        norm.register_forward_pre_hook(lambda module, args, name=name: seen[name].append(args[0]))
+    calibrate_batchnorm(backbone, uneven_batches(3, 48), 48)
+    for name, norm in norms.items():
+        assert [len(x) for x in seen[name]] == list(UNEVEN_BATCH_SIZES)
+        mean, var = norm.calibrated_statistics[48]
+        expected_mean, expected_var = weighted_batch_statistics(seen[name], UNEVEN_BATCH_SIZES)
+        assert_close(mean, expected_mean, msg=name)
+        assert_close(var, expected_var, msg=name)
+    # the network's outputs with these statistics and with per-batch equal weighting differ
+    backbone.eval().set_inference_mode("ideal")
+    images = uneven_batches(3, 48)[0]
+    by_images = backbone(images)["res5"]
+    for name, norm in norms.items():
+        norm.calibrated_statistics[48] = weighted_batch_statistics(seen[name], (1, 1, 1))
+    by_batches = backbone(images)["res5"]
+    assert (by_images - by_batches).abs().max() > 0.1 * by_images.abs().max()
 
 
 @pytest.mark.parametrize("mode", ["proxy", "data_free"])

@@ -172,16 +172,16 @@ def test_meta_arch_names_the_mapper_when_inputs_lack_resolutions():
 
 
 def test_cpu_san_config_trains_through_train_net_and_predicts(tmp_path):
-    import train_net
+    from projects.common import engine
 
     output_dir = str(tmp_path / "san")
-    args = train_net.parse_args([
+    args = engine.parse_args([
         "--config-file", os.path.join(REPO, "configs/san/san_R18_synthetic_cpu.py"),
         f"train.output_dir={output_dir}", "train.max_iter=3", "train.eval_period=3", "train.log_period=1",
         "train.checkpointer.period=3", "model.backbone.width=0.125", "dataloader.train.total_batch_size=4",
         "dataloader.train.num_workers=0", "dataloader.test.num_workers=0",
     ])
-    train_net.main(args)
+    engine.main(args)
     with open(os.path.join(output_dir, "metrics.json")) as f:
         records = [json.loads(line) for line in f]
     training = [r for r in records if "total_loss" in r]
@@ -195,7 +195,7 @@ def test_cpu_san_config_trains_through_train_net_and_predicts(tmp_path):
 
     from projects.common.predictor import LazyPredictor
 
-    predictor = LazyPredictor(train_net.load_config(args.config_file, args.opts),
+    predictor = LazyPredictor(engine.load_config(args.config_file, args.opts),
                               checkpoint=os.path.join(output_dir, "model_final.pth"))
     image = cv2.imread(DatasetCatalog.get("synthetic_shapes_cls_val")[0]["file_name"])
     scores = predictor(image)["scores"]

@@ -158,7 +158,7 @@ def test_interrupted_generation_leaves_no_dataset(tmp_path, monkeypatch):
 
     dataset_dir = str(tmp_path / "shapes_v1")
     os.mkdir(dataset_dir + ".tmp-12345")  # left behind by a killed run
-    monkeypatch.setattr(synthetic, "_write_classification_split", crash)
+    monkeypatch.setattr(synthetic.writers, "_write_classification_split", crash)  # after the detection splits
     with pytest.raises(RuntimeError, match="simulated crash"):
         ensure_generated(TINY_SPEC, dataset_dir)
     assert os.listdir(tmp_path) == ["shapes_v1.lock"]  # no dataset, no temporary folder
@@ -183,14 +183,14 @@ def test_spec_mismatch_raises_and_overwrite_replaces(tmp_path):
 
 
 def _generate_in_child(dataset_dir, log_file):
-    original = synthetic._generate_into
+    original = synthetic.cache.write_dataset
 
     def logged(*args):
         with open(log_file, "a") as f:
             f.write(f"{os.getpid()}\n")
         original(*args)
 
-    synthetic._generate_into = logged
+    synthetic.cache.write_dataset = logged
     ensure_generated(TINY_SPEC, dataset_dir)
 
 

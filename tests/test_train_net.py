@@ -12,10 +12,11 @@ import cv2
 import pytest
 import torch
 
-import train_net
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog
 
+from projects.common import demo, engine
+from projects.common.config import get_config, get_config_file, list_configs
 from projects.common.predictor import LazyPredictor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,8 +84,8 @@ def test_resume_restores_iteration_optimizer_and_scheduler(trained_run, tmp_path
     with open(os.path.join(interrupted, "last_checkpoint"), "w") as f:
         f.write("model_0000002.pth")
 
-    cfg = train_net.load_config(SMOKE, tiny_run(interrupted))
-    trainer, checkpointer = train_net.build_trainer(cfg)
+    cfg = engine.load_config(SMOKE, tiny_run(interrupted))
+    trainer, checkpointer = engine.build_trainer(cfg)
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=True)
     saved = torch.load(os.path.join(interrupted, "model_0000002.pth"), weights_only=False)
     assert trainer.iter == 2
@@ -107,20 +108,20 @@ def test_resume_restores_iteration_optimizer_and_scheduler(trained_run, tmp_path
 
 def test_eval_only_from_checkpoint(trained_run):
     output_dir, _ = trained_run
-    args = train_net.parse_args(
+    args = engine.parse_args(
         ["--config-file", SMOKE, "--eval-only", f"train.init_checkpoint={output_dir}/model_final.pth",
          f"train.output_dir={output_dir}/eval"]
     )
-    results = train_net.main(args)
+    results = engine.main(args)
     assert set(results) == {"bbox", "voc"}
     assert results["voc"]["AP50"] == pytest.approx(read_metrics(output_dir)[-1]["voc/AP50"], abs=1e-6, nan_ok=True)
 
 
-def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_path):
+def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_path, capsys):
     output_dir, _ = trained_run
     checkpoint = os.path.join(output_dir, "model_final.pth")
     keep_all = "model.roi_heads.box_predictor.test_score_thresh=0.0"  # a 6-iteration model is unsure
-    cfg = train_net.load_config(SMOKE, [keep_all])
+    cfg = engine.load_config(SMOKE, [keep_all])
     predictor = LazyPredictor(cfg, checkpoint=checkpoint)
     record = DatasetCatalog.get("synthetic_shapes_val")[0]
     image = cv2.imread(record["file_name"])
@@ -147,6 +148,17 @@ def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_p
     drawn = cv2.imread(str(out / (os.path.splitext(os.path.basename(record["file_name"]))[0] + ".png")))
     assert drawn.shape == image.shape and (drawn != image).any(axis=2).mean() > 0.01
 
+    # a folder of images, and a threshold nothing passes: said, not an empty picture in silence
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(record["file_name"], folder / "a.jpg")
+    cv2.imwrite(str(folder / "b.png"), image)
+    demo.main(["--config-file", SMOKE, "--input", str(folder), "--output", str(tmp_path / "demo2"),
+               "--confidence-threshold", "1.01", "--opts", f"train.init_checkpoint={checkpoint}"])
+    printed = capsys.readouterr().out
+    assert printed.count("no detection at or above --confidence-threshold 1.01") == 2
+    assert sorted(os.listdir(tmp_path / "demo2")) == ["a.png", "b.png"]
+
 
 def test_two_cpu_processes_train_and_evaluate(tmp_path):
     if torch.cuda.is_available():
@@ -167,12 +179,45 @@ def test_classification_path(tmp_path):
 
 
 def test_unknown_config_file_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match="configs/ .*find configs"):
-        train_net.load_config("configs/no_such_config.py")
+    with pytest.raises(FileNotFoundError, match="no_such_config.py' is neither a config file nor .*list_configs"):
+        engine.load_config("configs/no_such_config.py")
+    with pytest.raises(FileNotFoundError, match=r"Close matches: \['smoke/faster_rcnn_R18_FPN_synthetic.py'"):
+        engine.load_config("smoke/faster_rcnn_R18_FPN_synthetc.py")
+
+
+def test_configs_are_found_by_name_like_the_model_zoo(tmp_path, monkeypatch):
+    """``get_config("dap/...")`` and the launcher's --config-file take names under configs/, from any
+    working directory."""
+    monkeypatch.chdir(tmp_path)
+    assert get_config_file("smoke/faster_rcnn_R18_FPN_synthetic.py") == os.path.join(REPO, SMOKE)
+    assert get_config_file("configs/smoke/faster_rcnn_R18_FPN_synthetic.py") == os.path.join(REPO, SMOKE)
+    assert get_config("dap/synthetic_classifier_cpu.py").model.num_classes == 8
+    assert engine.load_config("smoke/faster_rcnn_R18_FPN_synthetic.py").train.device in ("cpu", "cuda")
+    names = list_configs()
+    assert "common/train.py" in names and "smoke/classifier_R18_synthetic.py" in names
+
+
+@pytest.mark.parametrize("override, error, message", [
+    ("train.max_itr=10", KeyError, r"no key 'train.max_itr'. Closest keys: \['train.max_iter'"),
+    ("train.eval_perod=1", KeyError, r"Closest keys: \['train.eval_period'"),
+    ("model.roi_heads.box_predictor.test_score_tresh=0", KeyError, "'model.roi_heads.box_predictor.test_score_thresh'"),
+    ("optimizer.lr=abc", ValueError, r"optimizer.lr is a number in the config \(0.01\), not 'abc'"),
+    ("--resume", ValueError, "go before them"),
+    ("train.max_iter=", ValueError, "cannot parse the override|number"),
+])
+def test_overrides_that_would_pass_silently_or_fail_obscurely_are_refused(override, error, message):
+    with pytest.raises(error, match=message):
+        engine.load_config(SMOKE, ["train.max_iter=10", override])
+
+
+def test_overrides_may_add_keys_on_purpose_and_set_lazycall_defaults():
+    cfg = engine.load_config(SMOKE, ["+train.note=hello", "model.backbone.bottom_up.stem.in_channels=3",
+                                     "dataloader.train.mapper.augmentations.0.short_edge_length=[224,256]"])
+    assert cfg.train.note == "hello" and cfg.model.backbone.bottom_up.stem.in_channels == 3
 
 
 def test_cuda_device_without_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     with pytest.raises(RuntimeError, match="train.device=auto"):
-        train_net.load_config(SMOKE, ["train.device=cuda"])
+        engine.load_config(SMOKE, ["train.device=cuda"])

@@ -165,9 +165,11 @@ def test_prediction_of_unknown_class_is_explained():
 
 
 def test_missing_thing_classes_is_explained():
-    MetadataCatalog.get("test_voc_no_classes")
+    DatasetCatalog.register("test_voc_no_classes", lambda: [{"file_name": "x.jpg", "image_id": 0}])
     with pytest.raises(ValueError, match="thing_classes"):
         VOCDetectionEvaluator("test_voc_no_classes")
+    with pytest.raises(KeyError, match="not registered"):
+        VOCDetectionEvaluator("test_voc_never_registered")
 
 
 # ---- Cross-check against detectron2's port of the VOC devkit on a random VOC folder ----

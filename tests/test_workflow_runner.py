@@ -21,6 +21,20 @@ def test_a_step_runs_until_its_result_exists(tmp_path, capsys):
     assert workflow.timing_lines()[1].startswith("Step times: 1. make it ")
 
 
+def test_a_step_in_this_process_runs_until_its_result_exists(tmp_path, capsys):
+    result, calls = tmp_path / "done.json", []
+
+    def step():
+        calls.append(1)
+        result.write_text("{}")
+
+    workflow = Workflow("test.workflow")
+    workflow.call("2. evaluate", step, str(result))
+    workflow.call("2. evaluate", step, str(result))  # skipped: the result exists
+    assert calls == [1] and list(workflow.timings) == ["2. evaluate"]
+    assert "done before" in capsys.readouterr().out
+
+
 def test_a_failing_step_stops_the_workflow(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         Workflow("test.workflow").run("fails", [sys.executable, "-c", "raise SystemExit(3)"], str(tmp_path / "x"))
@@ -28,7 +42,7 @@ def test_a_failing_step_stops_the_workflow(tmp_path):
 
 def test_train_command_resumes_into_the_output_dir():
     command = train_command("configs/x.py", "out/run", "a=1")
-    assert command[1].endswith("train_net.py") and command[2:] == [
+    assert command[1:3] == ["-m", "projects.common.engine"] and command[3:] == [
         "--config-file", "configs/x.py", "--resume", "train.output_dir=out/run", "a=1"]
 
 

@@ -1,4 +1,4 @@
-"""Tied Block Convolution (paper 002): TBC/TGC/TFC layers and the tied networks built from them."""
+"""Tied Block Convolution (TBC paper): TBC/TGC/TFC layers and the tied networks built from them."""
 from .attention import TiedGCB, TiedSE
 from .context import (
     RESIDUAL_ATTENTION_MODULES,

@@ -1,4 +1,4 @@
-"""Tied attention modules (paper 002, Fig. 5): SE and GCB with their FC/conv layers tied over B blocks."""
+"""Tied attention modules (TBC paper, Fig. 5): SE and GCB with their FC/conv layers tied over B blocks."""
 import torch
 from torch import nn
 

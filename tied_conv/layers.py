@@ -1,4 +1,4 @@
-"""Tied block layers (paper 002, Eq. 3-4): one thin filter bank shared by B equal channel blocks."""
+"""Tied block layers (TBC paper, Eq. 3-4): one thin filter bank shared by B equal channel blocks."""
 import torch
 from torch import nn
 from torch.nn import functional as F

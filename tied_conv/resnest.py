@@ -1,4 +1,4 @@
-"""ResNeSt (Zhang et al. 2020) and TiedResNeSt (paper 002, Fig. 4c, Table 1) as detectron2 backbones.
+"""ResNeSt (Zhang et al. 2020) and TiedResNeSt (TBC paper, Fig. 4c, Table 1) as detectron2 backbones.
 
 ResNeSt's split-attention bottleneck, built from the ResNeSt paper's description:
 
@@ -28,10 +28,10 @@ standard, and so does the stem: the paper ties bottleneck convolutions only (Tie
 ResNet's stem) and the first stem conv reads 3 channels, which B=2 cannot divide.
 
 Counts at 224x224, classification form (BN affine counted, one multiply-add = one FLOP), ours vs
-the ResNeSt paper and paper 002's Table 1:
+the ResNeSt paper and the TBC paper's Table 1:
 
 * ResNeSt-50-fast (``B=1, fast=True``): 27,483,240 parameters (27.48M) / 4.33 GF vs 27.5M /
-  4.34 GF (ResNeSt's paper; paper 002 gives 4.4); ResNeSt-50 (``fast=False``) 27.48M / 5.37 GF
+  4.34 GF (ResNeSt's paper; the TBC paper gives 4.4); ResNeSt-50 (``fast=False``) 27.48M / 5.37 GF
   vs 27.5M / 5.39 GF. This validates the block.
 * TiedResNeSt50-S (``B=2, fast=False``): 15.75M (57% of ResNeSt-50-fast) / 3.46 GF (80%) vs
   16.5M (60%) / 3.6 GF (82%).
@@ -73,7 +73,7 @@ from fvcore.nn import weight_init
 from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
 
 from .layers import TiedBlockConv2d
-from .resnet import fpn_from_cfg, reject_unsupported_resnets_options
+from .resnet import check_choice, fpn_from_cfg, reject_unsupported_resnets_options
 
 # ResNeSt-50 and -101 (He et al.'s bottleneck depths) and their deep-stem widths (ResNeSt paper)
 RESNEST_STEM_WIDTH = {50: 32, 101: 64}
@@ -219,11 +219,6 @@ class DeepStem(CNNBlockBase):
         return F.max_pool2d(self.convs(x), kernel_size=3, stride=2, padding=1)
 
 
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; use one of {list(choices)}")
-
-
 def make_resnest_stages(
     depth: int = 50,
     *,
@@ -244,7 +239,7 @@ def make_resnest_stages(
     """
     if width <= 0:
         raise ValueError(f"width={width} must be positive")
-    _check_choice("depth", depth, RESNEST_BLOCKS_PER_STAGE)
+    check_choice("depth", depth, RESNEST_BLOCKS_PER_STAGE)
     stages = []
     for stage, num_blocks in enumerate(RESNEST_BLOCKS_PER_STAGE[depth]):
         out_channels = int(round(256 * 2**stage * width))
@@ -286,7 +281,7 @@ def build_tied_resnest(
     1: stem, 2: stem + res2, ...); ``width`` scales the stem and every stage."""
     if not 0 <= freeze_at <= 5:
         raise ValueError(f"freeze_at={freeze_at} must be in 0..5 (stem + 4 stages)")
-    _check_choice("depth", depth, RESNEST_STEM_WIDTH)
+    check_choice("depth", depth, RESNEST_STEM_WIDTH)
     stem_width = int(round(RESNEST_STEM_WIDTH[depth] * width))
     stages = make_resnest_stages(  # first: it validates the arguments
         depth, B=B, fast=fast, radix=radix, bottleneck_width=bottleneck_width, norm=norm,

@@ -1,4 +1,4 @@
-"""TiedResNet (paper 002, Fig. 4a) as detectron2 backbones.
+"""TiedResNet (TBC paper, Fig. 4a) as detectron2 backbones.
 
 The paper's text leaves the tied bottleneck under-determined; this module implements the reading
 that best matches its ResNet-50 parameter counts (Tables 1, 5, 6):
@@ -213,7 +213,8 @@ class TiedBottleneckBlock(CNNBlockBase):
         return F.relu_(out)
 
 
-def _check_choice(name: str, value, choices) -> None:
+def check_choice(name: str, value, choices) -> None:
+    """Refuse an argument ``name`` whose value is not one of ``choices``, naming them."""
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not supported; use one of {list(choices)}")
 
@@ -245,9 +246,9 @@ def make_tied_resnet_stages(
     """
     if width <= 0:
         raise ValueError(f"width={width} must be positive")
-    _check_choice("depth", depth, TIED_RESNET_BLOCKS_PER_STAGE)
-    _check_choice("variant", variant, TIED_RESNET_VARIANT_BASE_WIDTH)
-    _check_choice("mixer", mixer, MIXERS)
+    check_choice("depth", depth, TIED_RESNET_BLOCKS_PER_STAGE)
+    check_choice("variant", variant, TIED_RESNET_VARIANT_BASE_WIDTH)
+    check_choice("mixer", mixer, MIXERS)
     if base_width is None:
         base_width = TIED_RESNET_VARIANT_BASE_WIDTH[variant]
     base_width = int(round(base_width * width))

@@ -10,10 +10,14 @@ import argparse
 import fnmatch
 import os
 
+from tabulate import tabulate
+
 from projects.common.metrics import last_evaluation
 
 
 def metrics_table(run_dirs, patterns):
+    """One row per run: its folder name, the iteration of its last evaluation and the metrics
+    matching ``patterns`` (one decimal; "-" where the run did not evaluate a metric)."""
     results = [last_evaluation(run, patterns) for run in run_dirs]
     keys = []
     for pattern in patterns:
@@ -21,12 +25,9 @@ def metrics_table(run_dirs, patterns):
         if not matches:
             raise KeyError(f"no evaluated metric matches {pattern!r}; available: {sorted(results[0])}")
         keys += [k for k in matches if k not in keys]
-    lines = ["| run | iteration | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    for run, result in zip(run_dirs, results):
-        values = [f"{result[k]:.1f}" if k in result else "-" for k in keys]
-        lines.append(f"| {os.path.basename(os.path.normpath(run))} | {result.get('iteration', '-')} | "
-                     + " | ".join(values) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[os.path.basename(os.path.normpath(run)), result.get("iteration"), *(result.get(k) for k in keys)]
+            for run, result in zip(run_dirs, results)]
+    return tabulate(rows, headers=["run", "iteration", *keys], tablefmt="github", floatfmt=".1f", missingval="-") + "\n"
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 weights (they fill the student and its frozen teacher), aligned KD on FPN features with gamma 0.6
 and a 500-iteration warm-up; batch 16, LR 0.01, 90k iterations (the authors' student schedule).
 Inference at other resolutions (supplement Table 2): ``dataloader.test.mapper.augmentations.0.
-short_edge_length=320`` or tools/msad_resolution_table.py.
+short_edge_length=320`` or ``python -m projects.msad.resolution_table``.
 
 A slimmed student needs the same width in both pyramids: ``model.detector.backbone.width=0.5
 model.teacher.detector.backbone.width=0.5`` with the teacher of that width as init checkpoint.

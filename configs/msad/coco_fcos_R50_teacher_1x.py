@@ -1,9 +1,9 @@
 """MSAD multi-scale fusion teacher, FCOS R50 on COCO 2017, as the authors train it: high-res
-batches with short side 640..800 (max 1333) and their 0.5x copies through one aligned ResNet-50
-FPN (p2..p7) and one FCOS head, C-FF fusion, L_H + L_L + 0.4 L_F; batch 8, LR 0.01, 180k
-iterations (= 1x at batch 16), ImageNet MSRA R-50 initialisation. Evaluated on the fused path
-(Table 1 "T H&L"); ``model.inference_path=high`` / ``low`` give "T H" / "T L" (the low path reads
-the 0.5x copy of the 800 px test image).
+batches with short side 640..800 (max 1333), padded to multiples of 256, and their 0.5x copies
+through one aligned ResNet-50 FPN (p2..p7) and one FCOS head, C-FF fusion, L_H + L_L + 0.4 L_F;
+batch 8, LR 0.01, 180k iterations (= 1x at batch 16), ImageNet MSRA R-50 initialisation.
+Evaluated on the fused path (Table 1 "T H&L"); ``model.inference_path=high`` / ``low`` give
+"T H" / "T L" (the low path reads the 0.5x copy of the 800 px test image).
 
 Slimmed ResNet-50s (supplement Table 1): ``model.detector.backbone.width=0.25`` (0.5, 0.75; the
 FPN stays at 256 channels), with ImageNet weights of that width as ``train.init_checkpoint``.

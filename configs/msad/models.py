@@ -19,6 +19,8 @@ from projects.msad import (
 )
 
 IMAGENET_R50_CHECKPOINT = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
+AUTHORS_SIZE_DIVISIBILITY = 256
+"""The MSAD authors pad every high-resolution batch to a multiple of 256 (their students' too)."""
 
 
 def aligned_backbone(detector, levels, depth=50, width=1.0, out_channels=256, norm="FrozenBN", freeze_at=2):
@@ -31,12 +33,14 @@ def aligned_backbone(detector, levels, depth=50, width=1.0, out_channels=256, no
     return detector
 
 
-def fusion_teacher(detector, fusion_loss_weight, channels=256):
-    """The multi-scale fusion teacher (high-res + 0.5x copy, C-FF, L_H + L_L + lambda L_F)."""
+def fusion_teacher(detector, fusion_loss_weight, channels=256, size_divisibility=AUTHORS_SIZE_DIVISIBILITY):
+    """The multi-scale fusion teacher (high-res + 0.5x copy, C-FF, L_H + L_L + lambda L_F), its
+    batches padded to ``size_divisibility`` (the authors' 256; its students train on the same)."""
     return L(MultiScaleFusionTeacher)(
         detector=detector,
         fusion=L(CrossFeatureFusion)(channels=channels),
         fusion_loss_weight=fusion_loss_weight,
+        size_divisibility=size_divisibility,
     )
 
 

@@ -8,7 +8,7 @@ arguments (``resnet_ws_backbone`` keeps the WSOD form, ``resnet_ws_neck`` the ne
 from detectron2.config import LazyCall as L
 from detectron2.modeling.backbone import BasicStem, ResNet
 
-from projects.resnet_ws.backbones import DenseNetWS, Res5BoxHead, ResNetWS, resnet_ws_stage_channels
+from projects.resnet_ws.backbones import Res5BoxHead, ResNetWS, resnet_ws_stage_channels
 from projects.resnet_ws.classification import NeckClassifier
 from projects.resnet_ws.neck import RedundantAdaptationNeck
 
@@ -56,11 +56,6 @@ def resnet_ws_classifier(depth, *, num_classes=1000, width=1.0, hidden_dims=None
         pixel_std=PIXEL_STD,
         input_format="BGR",
     )
-
-
-def densenet121_ws_backbone(*, output_stride=8, norm="FrozenBN", freeze_at=5):
-    """DenseNet121-WS with its res5 output (1024 channels); WSOD setting by default."""
-    return L(DenseNetWS)(output_stride=output_stride, norm=norm, freeze_at=freeze_at, out_features=["res5"])
 
 
 def plain_resnet_backbone(depth, arrangement, *, norm="FrozenBN", freeze_at=2):

@@ -2,7 +2,7 @@
 (one crop per image shared by all), cross-entropy at each + dense top-down scale distillation.
 SGD momentum 0.9, LR 0.1, weight decay 1e-4 on all parameters, batch 256, per-iteration cosine,
 120 epochs. Validation at 224 (resize 256, centre crop); other test resolutions and the
-proxy / ideal / data-free inference: tools/san_resolution_table.py.
+proxy / ideal / data-free inference: ``python -m projects.san.resolution_table``.
 
 Inputs are normalised with ImageNet mean/std in BGR like every classifier of the collection (the
 authors feed [0, 1] RGB without normalisation; normalising keeps the stem's inputs centred and

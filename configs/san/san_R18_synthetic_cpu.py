@@ -1,7 +1,7 @@
 """CPU-sized SAN: half-width SAN ResNet-18 on the embedded synthetic classification split (8
 classes, 128 px images) at 64, 48 and 32, evaluated at 64 (resize 73, centre crop 64). Its
 individually trained twins are baseline_R18_synthetic_cpu_{64,48,32}.py (plain half-width
-ResNet-18, same optimisation); compare them with tools/san_resolution_table.py.
+ResNet-18, same optimisation); compare them with ``python -m projects.san.resolution_table``.
 """
 from detectron2.config import LazyCall as L
 from detectron2.data import MetadataCatalog

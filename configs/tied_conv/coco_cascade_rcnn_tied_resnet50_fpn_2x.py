@@ -1,4 +1,4 @@
-"""Cascade R-CNN with a TiedResNet-50 FPN backbone on COCO, 2x schedule (paper 002, Tables A.1/A.2).
+"""Cascade R-CNN with a TiedResNet-50 FPN backbone on COCO, 2x schedule (TBC paper, Tables A.1/A.2).
 TiedResNet-50-S / -101: ``model.backbone.bottom_up.variant=S`` / ``model.backbone.bottom_up.depth=101``."""
 from ..common.models.cascade_rcnn_fpn import model
 from .coco_2x import dataloader, lr_multiplier, optimizer, train

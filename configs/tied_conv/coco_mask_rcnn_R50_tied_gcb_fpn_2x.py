@@ -1,5 +1,5 @@
 """Mask R-CNN R50-FPN with TiedGCB (B=2, ratio 1/4) after the last 1x1 of every res3-res5
-bottleneck, COCO 2x (paper 002, Table 4). ``...context_B=1`` is plain GCB, ``=4`` TiedGCB B=4.
+bottleneck, COCO 2x (TBC paper, Table 4). ``...context_B=1`` is plain GCB, ``=4`` TiedGCB B=4.
 Starts from detectron2's ImageNet ResNet-50 (the context blocks start as identities)."""
 from detectron2.config import LazyCall as L
 

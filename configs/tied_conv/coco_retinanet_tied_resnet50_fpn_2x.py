@@ -1,4 +1,4 @@
-"""RetinaNet with a TiedResNet-50 FPN backbone on COCO, 2x schedule (paper 002, Table A.1).
+"""RetinaNet with a TiedResNet-50 FPN backbone on COCO, 2x schedule (TBC paper, Table A.1).
 TiedResNet-50-S / -101: ``model.backbone.bottom_up.variant=S`` / ``model.backbone.bottom_up.depth=101``."""
 from ..common.models.retinanet import model
 from .coco_2x import dataloader, lr_multiplier, optimizer, train

@@ -1,4 +1,4 @@
-"""TiedResNeSt50-S ImageNet classification (paper 002, Table 1) with the recipe of
+"""TiedResNeSt50-S ImageNet classification (TBC paper, Table 1) with the recipe of
 imagenet_cls_tied_resnet50.py (SGD momentum 0.9, batch 256, LR 0.1 divided by 10 every 30 epochs,
 100 epochs, 224 crops), whose settings are imported. The ResNeSt-50-fast baseline:
 ``model.backbone.B=1 model.backbone.fast=True``."""

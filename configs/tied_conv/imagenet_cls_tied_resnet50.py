@@ -1,5 +1,5 @@
 """TiedResNet-50 ImageNet classification with the paper's recipe: SGD momentum 0.9, batch 256,
-LR 0.1 divided by 10 every 30 epochs, 100 epochs, 224 crops (paper 002, Table 1).
+LR 0.1 divided by 10 every 30 epochs, 100 epochs, 224 crops (TBC paper, Table 1).
 TiedResNet-50-S / -101: ``model.backbone.variant=S`` / ``model.backbone.depth=101``."""
 from ..common.data.imagenet import dataloader
 from ..common.models.classifier import model

@@ -1,6 +1,6 @@
 """What the CPU-sized tied_conv configs share: the embedded synthetic shapes with heavy overlap
 (preset synthetic_shapes_occluded: 3-8 instances, 80% placed onto others), evaluated with COCO AP
-and AP/AP75 per occlusion-ratio bucket (paper 002, Eq. 5 and Fig. 7; PNG in output_dir/occlusion)."""
+and AP/AP75 per occlusion-ratio bucket (TBC paper, Eq. 5 and Fig. 7; PNG in output_dir/occlusion)."""
 from detectron2.config import LazyCall as L
 from detectron2.data import MetadataCatalog
 

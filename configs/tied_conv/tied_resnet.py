@@ -1,4 +1,4 @@
-"""The TiedResNet backbone nodes the tied_conv configs share (paper 002, Table 1 networks).
+"""The TiedResNet backbone nodes the tied_conv configs share (TBC paper, Table 1 networks).
 
 Depth and variant are overrides of the backbone node, e.g. ``model.backbone.bottom_up.depth=101
 model.backbone.bottom_up.variant=S`` (detection) or ``model.backbone.depth=101`` (classification).

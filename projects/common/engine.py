@@ -1,10 +1,69 @@
-"""Training loop pieces that detectron2's SimpleTrainer lacks."""
+"""The collection's launcher as a library: load a LazyConfig, build and train or evaluate its model.
+
+``train_net.py`` (and the ``d2c-train`` command) is a thin script over ``run``, as detectron2's
+``tools/lazyconfig_train_net.py``; tools and workflows reuse ``load_config``, ``build_model`` and
+``do_test``. Detection models (detectron2 meta-architectures) and classification models
+(``projects.common.modeling.ImageClassifier``) go through the same loop: the model returns a dict
+of losses in training; ``dataloader.evaluator`` scores its outputs.
+"""
 import contextlib
+import json
+import logging
+import os
+import random
 import time
 
+import numpy as np
 import torch
 
-from detectron2.engine import SimpleTrainer
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import LazyConfig, instantiate
+from detectron2.engine import (
+    AMPTrainer,
+    SimpleTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    default_writers,
+    hooks,
+    launch,
+)
+from detectron2.evaluation import inference_on_dataset, print_csv_format
+from detectron2.utils import comm
+
+from .config import apply_overrides, resolve_config_file
+from .io import atomic_output, write_bytes_atomically
+from .runtime import resolve_device
+
+__all__ = [
+    "GradientAccumulationTrainer",
+    "RandomStates",
+    "TrainingCheckpointer",
+    "build_model",
+    "build_trainer",
+    "do_test",
+    "do_train",
+    "load_config",
+    "main",
+    "parse_args",
+    "run",
+    "wrap_ddp",
+]
+
+logger = logging.getLogger(__name__)
+
+USAGE = """
+    d2c-train --config-file configs/smoke/faster_rcnn_R18_FPN_synthetic.py   (or python train_net.py ...)
+    d2c-train --config-file smoke/faster_rcnn_R18_FPN_synthetic.py           # a config of the collection by name
+    d2c-train --config-file CFG --resume                                     # continue a run
+    d2c-train --config-file CFG --eval-only train.init_checkpoint=output/model_final.pth
+    d2c-train --config-file CFG --num-gpus 2 train.max_iter=100              # 2 processes
+
+``--num-gpus N`` starts N processes on this machine: one per GPU with NCCL, or N CPU processes
+with gloo on a machine without CUDA. Many machines: the same command on each, with
+``--num-machines``, ``--machine-rank`` and a shared ``--dist-url``. The device is
+``train.device`` ("auto": CUDA when present, else CPU).
+"""
 
 
 class GradientAccumulationTrainer(SimpleTrainer):
@@ -42,3 +101,255 @@ class GradientAccumulationTrainer(SimpleTrainer):
                 summed[name] = summed.get(name, 0.0) + value.detach()
         self._write_metrics({name: value / self.accumulation_steps for name, value in summed.items()}, data_time)
         self.optimizer.step()
+
+
+class RandomStates:
+    """The training process's global RNGs (Python, NumPy, torch, CUDA) as a checkpointable: RPN
+    and ROI sampling, dropout and friends draw from them, so a resumed run needs them back to
+    repeat the uninterrupted one. Restored on the main process; other processes keep the seeds
+    ``default_setup`` gave them (seed + rank)."""
+
+    def state_dict(self):
+        kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+        state = {
+            "python": random.getstate(),
+            # plain types and tensors: checkpoints load with torch.load(weights_only=True)
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian),
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state):
+        if not comm.is_main_process():
+            return
+        set_random_states(state)
+
+
+def set_random_states(state) -> None:
+    """Set the global RNGs to a ``RandomStates.state_dict()``."""
+    kind, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    random.setstate(state["python"])
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def preserved_random_states():
+    """The global RNGs are left as they were by whatever runs inside (evaluation during
+    training must not change which random draws training makes next)."""
+    saved = RandomStates().state_dict()
+    try:
+        yield
+    finally:
+        set_random_states(saved)
+
+
+class TrainingCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer with files written atomically: a checkpoint and ``last_checkpoint``
+    are written to a temporary file and renamed, so a kill or a full disk leaves the previous files
+    intact, never a truncated one that ``--resume`` would trip over."""
+
+    def save(self, name: str, **kwargs) -> None:
+        if not self.save_dir or not self.save_to_disk:
+            return
+        if "://" in self.save_dir:  # remote storage: PathManager's own writing
+            return super().save(name, **kwargs)
+        data = {"model": self.model.state_dict()}
+        data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        with atomic_output(save_file) as f:
+            torch.save(data, f)
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        if "://" in self.save_dir:
+            return super().tag_last_checkpoint(last_filename_basename)
+        write_bytes_atomically(os.path.join(self.save_dir, "last_checkpoint"), last_filename_basename.encode())
+
+
+def _drop_metrics_from(output_dir: str, first_iteration: int) -> None:
+    """Cut ``metrics.json`` before its first record of an iteration >= ``first_iteration`` (written
+    after the checkpoint a run resumes from: the resumed run writes them again). Records are
+    appended in iteration order, so the cut is one ``truncate`` of the same file, which the
+    already-open metrics writer keeps appending to."""
+    path = os.path.join(output_dir, "metrics.json")
+    if not os.path.isfile(path):
+        return
+    offset = 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                iteration = json.loads(line).get("iteration", -1)
+            except ValueError:  # a line cut short by the kill
+                break
+            if iteration >= first_iteration or not line.endswith(b"\n"):
+                break
+            offset += len(line)
+    if offset < os.path.getsize(path):
+        logger.info(f"{path}: the records from iteration {first_iteration} on are replaced by the resumed run")
+        os.truncate(path, offset)
+
+
+def _ensure_final_checkpoint(checkpointer: TrainingCheckpointer, trainer) -> None:
+    """After a resume that found the run finished: ``model_final.pth`` must load; rewritten from
+    the restored state if it is missing or unreadable."""
+    path = os.path.join(checkpointer.save_dir, "model_final.pth")
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+        return
+    except Exception as error:  # noqa: BLE001 - any unreadable file is rewritten
+        logger.warning(f"{path} does not load ({type(error).__name__}: {error}); writing it again")
+    checkpointer.save("model_final", iteration=trainer.iter)
+
+
+def load_config(config_file, overrides=()):
+    """Load a LazyConfig, given by path or by its name under ``configs/`` (see
+    ``projects.common.config``), and apply ``key=value`` overrides (checked: see
+    ``projects.common.config.apply_overrides``); ``train.device`` is resolved."""
+    cfg = LazyConfig.load(resolve_config_file(config_file))
+    cfg = apply_overrides(cfg, list(overrides))
+    cfg.train.device = resolve_device(cfg.train.get("device", "auto"))
+    return cfg
+
+
+def do_test(cfg, model):
+    """Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``; through the
+    config's ``test_time_augmentation`` (a LazyCall wrapper taking ``model=``) when it has one."""
+    if "evaluator" not in cfg.dataloader:
+        return {}
+    test_loader = instantiate(cfg.dataloader.test)  # first: it may generate embedded data
+    if cfg.get("test_time_augmentation") is not None:
+        cfg.test_time_augmentation.model = model
+        model = instantiate(cfg.test_time_augmentation)
+    results = inference_on_dataset(model, test_loader, instantiate(cfg.dataloader.evaluator))
+    if comm.is_main_process():
+        print_csv_format(results)
+    return results
+
+
+def build_model(cfg):
+    """``cfg.model`` instantiated on ``train.device``."""
+    model = instantiate(cfg.model)
+    model.to(cfg.train.device)
+    logger.info("Model:\n%s", model)
+    return model
+
+
+def wrap_ddp(cfg, model):
+    """DistributedDataParallel when there is more than one process (a no-op otherwise)."""
+    ddp_options = dict(cfg.train.ddp)
+    if cfg.train.device == "cpu":
+        ddp_options["device_ids"] = None  # gloo on CPU: DDP must not be given a device
+    return create_ddp_model(model, **ddp_options)
+
+
+def build_trainer(cfg):
+    """The training loop of detectron2's LazyConfig launcher: hooks for the LR schedule, logging
+    (iteration, losses, ETA -> stdout, metrics.json, tensorboard), periodic checkpoints and
+    periodic + final evaluation. The checkpointer saves and restores the model together with
+    the trainer's iteration, optimizer and scheduler state."""
+    if cfg.train.amp.enabled and cfg.train.device == "cpu":
+        raise ValueError("train.amp.enabled=True needs CUDA (detectron2's AMPTrainer); "
+                         "set train.amp.enabled=False on CPU")
+    model = build_model(cfg)
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    train_loader = instantiate(cfg.dataloader.train)
+    model = wrap_ddp(cfg, model)
+    accumulation_steps = cfg.train.get("gradient_accumulation_steps", 1)
+    if cfg.train.amp.enabled:
+        if accumulation_steps != 1:
+            raise ValueError("train.gradient_accumulation_steps > 1 is not supported with AMP: "
+                             "set train.amp.enabled=False or train.gradient_accumulation_steps=1")
+        trainer = AMPTrainer(model, train_loader, optimizer)
+    elif accumulation_steps > 1:
+        trainer = GradientAccumulationTrainer(model, train_loader, optimizer, accumulation_steps)
+    else:
+        trainer = SimpleTrainer(model, train_loader, optimizer)
+    checkpointables = {"trainer": trainer, "random_states": RandomStates()}
+    if hasattr(train_loader, "state_dict"):  # ResumableTrainLoader: its position in the data stream
+        checkpointables["train_data"] = train_loader
+    checkpointer = TrainingCheckpointer(model, cfg.train.output_dir, **checkpointables)
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
+            if comm.is_main_process()
+            else None,
+            hooks.EvalHook(cfg.train.eval_period, lambda: _test_during_training(cfg, model)),
+            hooks.PeriodicWriter(
+                default_writers(cfg.train.output_dir, cfg.train.max_iter),
+                period=cfg.train.log_period,
+            )
+            if comm.is_main_process()
+            else None,
+        ]
+    )
+    return trainer, checkpointer
+
+
+def _test_during_training(cfg, model):
+    with preserved_random_states():
+        return do_test(cfg, model)
+
+
+def do_train(args, cfg):
+    """Train from ``train.init_checkpoint``, or with ``--resume`` continue from the last
+    checkpoint in ``train.output_dir``: iteration, optimizer, LR schedule, the RNGs and (with a
+    ``ResumableTrainLoader``) the data stream's position, so that on one process with a fixed
+    ``train.seed`` the resumed run ends with the weights of the uninterrupted one."""
+    trainer, checkpointer = build_trainer(cfg)
+    resuming = args.resume and checkpointer.has_checkpoint()
+    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    start_iter = trainer.iter + 1 if resuming else 0
+    if resuming and comm.is_main_process():
+        _drop_metrics_from(cfg.train.output_dir, start_iter)
+    trainer.train(start_iter, cfg.train.max_iter)
+    if resuming and start_iter >= cfg.train.max_iter and comm.is_main_process():
+        _ensure_final_checkpoint(checkpointer, trainer)
+    return trainer
+
+
+def main(args):
+    """One process of the launcher: evaluation results with ``--eval-only``, else train."""
+    args.config_file = resolve_config_file(args.config_file)  # default_setup copies the file
+    cfg = load_config(args.config_file, args.opts)
+    default_setup(cfg, args)
+    if args.eval_only:
+        model = build_model(cfg)
+        model = wrap_ddp(cfg, model)
+        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+        return do_test(cfg, model)
+    do_train(args, cfg)
+    return None
+
+
+def parse_args(argv=None):
+    """detectron2's launcher options (``--config-file``, ``--resume``, ``--eval-only``,
+    ``--num-gpus``, ..., ``key=value`` overrides)."""
+    return default_argument_parser(epilog=USAGE).parse_args(argv)
+
+
+def run(argv=None):
+    """The command line: parse ``argv`` and start ``main`` in each process (``--num-gpus``)."""
+    args = parse_args(argv)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+if __name__ == "__main__":
+    run()

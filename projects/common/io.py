@@ -1,10 +1,12 @@
-"""Writing result files so that a reader (or a resumed run) never sees half of one, and reading
-back the append-only JSONL parts that resumable generators write."""
+"""Writing result files so that a reader (or a resumed run) never sees half of one, and the
+append-only JSONL "parts" with which resumable generators (DAP's pseudo boxes, ResNet-WS's
+proposals) survive being killed."""
 import contextlib
 import json
 import os
+import shutil
 import tempfile
-from typing import Dict, Iterable, Iterator, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Set
 
 
 @contextlib.contextmanager
@@ -47,6 +49,113 @@ def save_figure_atomically(figure, path: str, **savefig_options) -> None:
     """A matplotlib figure as an image file at ``path`` (format from its extension), atomically."""
     with atomic_output(path) as f:
         figure.savefig(f, format=os.path.splitext(path)[1][1:] or "png", **savefig_options)
+
+
+def refuse_to_overwrite(path: str, overwrite: bool) -> None:
+    """An error when ``path`` exists and ``overwrite`` is false (the generators' ``--overwrite``)."""
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists: pass --overwrite to replace it, or choose another --output")
+
+
+class ResumableParts:
+    """
+    ``<output>.parts``, where a resumable generator keeps the results of its finished items (one
+    JSON record with an ``"index"`` per item) until every item is done:
+
+    1. ``open()`` creates the folder with ``settings.json`` (what decides the results), or, when
+       an interrupted run left it, checks that the settings are the same: results made with
+       other settings are never mixed in. Safe when several processes open it at once.
+    2. ``finished_indices()``: the items any earlier run finished (skip them).
+    3. every process appends its records to its own part file (``writer(name)``).
+    4. ``completed_records(n)``: once items 0..n-1 all have a record, those records in index
+       order; the caller writes its output from them atomically, then calls ``remove()``.
+
+    A killed run loses only what its writers had not flushed; a last line cut by the kill is
+    ignored on reading and cut before appending, so the resumed run redoes that item.
+    """
+
+    def __init__(self, output: str, settings: Dict):
+        self.folder = output + ".parts"
+        self.settings = json.loads(json.dumps(settings))  # as read back from settings.json
+        self._settings_file = os.path.join(self.folder, "settings.json")
+
+    def open(self) -> None:
+        """Create the folder with its settings, or check the settings of an interrupted run."""
+        os.makedirs(self.folder, exist_ok=True)
+        if not os.path.exists(self._settings_file):
+            write_json_atomically(self._settings_file, self.settings, indent=1)
+        with open(self._settings_file) as f:
+            previous = json.load(f)
+        if previous != self.settings:
+            differing = {key: f"{previous.get(key)} there, {self.settings.get(key)} now"
+                         for key in sorted(set(previous) | set(self.settings))
+                         if previous.get(key) != self.settings.get(key)}
+            raise ValueError(
+                f"{self.folder} holds an interrupted run with other settings ({differing}): resume with the "
+                f"same arguments, or delete {self.folder} to start over"
+            )
+
+    def finished_indices(self) -> Set[int]:
+        return {record["index"] for record in read_jsonl_parts(self.folder)}
+
+    def writer(self, part_name: str, flush_every: int = 1) -> "JsonlPartWriter":
+        """The writer of part file ``<folder>/<part_name>.jsonl``; one writer per process."""
+        return JsonlPartWriter(os.path.join(self.folder, part_name + ".jsonl"), flush_every)
+
+    def completed_records(self, num_items: int) -> Optional[List[Dict]]:
+        """The records of items 0..num_items-1 in index order, or None while some are missing
+        (an item found twice, e.g. done by two runs at once, has the same result: the first is kept)."""
+        records = {}
+        for record in read_jsonl_parts(self.folder):
+            records.setdefault(record["index"], record)
+        if any(index not in records for index in range(num_items)):
+            return None
+        return [records[index] for index in range(num_items)]
+
+    def remove(self) -> None:
+        """Delete the folder, once the output made from its records is written."""
+        shutil.rmtree(self.folder)
+
+
+class JsonlPartWriter:
+    """
+    Appends one JSON line per record to a part file. Records reach the disk (write, flush,
+    fsync) every ``flush_every`` records, at ``flush()`` and when the writer is closed (also by
+    an exception: the records given are finished results), so a kill loses at most the records
+    given since the last flush. A line left unfinished by a killed run is cut before appending.
+    """
+
+    def __init__(self, path: str, flush_every: int = 1):
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+        drop_partial_line(path)
+        self.path, self.flush_every = path, flush_every
+        self._file = open(path, "a")
+        self._pending: List[str] = []
+
+    def add(self, record: Dict) -> None:
+        self._pending.append(json.dumps(record) + "\n")
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._file.write("".join(self._pending))
+            self._pending = []
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> "JsonlPartWriter":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
 
 
 def read_jsonl_parts(parts_dir: str) -> Iterable[Dict]:

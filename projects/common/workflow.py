@@ -7,9 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Dict, List
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from typing import Callable, Dict, List
 
 
 class Workflow:
@@ -21,12 +19,20 @@ class Workflow:
 
     def run(self, description: str, command: List[str], result: str) -> None:
         """Run ``command`` unless ``result`` exists; its output goes straight to the terminal."""
+        self._step(description, result, f"{description}:\n  {' '.join(command)}",
+                   lambda: subprocess.run(command, check=True))
+
+    def call(self, description: str, step: Callable[[], object], result: str) -> None:
+        """Like ``run`` for a step done in this process: ``step()`` unless ``result`` exists."""
+        self._step(description, result, description, step)
+
+    def _step(self, description: str, result: str, announcement: str, step: Callable[[], object]) -> None:
         if os.path.exists(result):
             self.log(f"{description}: done before ({result})")
             return
-        self.log(f"{description}:\n  {' '.join(command)}")
+        self.log(announcement)
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        step()
         self.timings[description] = time.perf_counter() - start
 
     def log(self, message: str) -> None:
@@ -55,13 +61,8 @@ def workflow_main(run_workflow, description: str, default_output_dir: str, argv=
 
 
 def train_command(config: str, output_dir: str, *overrides: str) -> List[str]:
-    """``train_net.py`` on ``config`` into ``output_dir``; ``--resume`` continues an interrupted
-    run (a fresh start when there is no checkpoint yet)."""
-    return [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config, "--resume",
+    """The launcher (``train_net.py``, i.e. ``python -m projects.common.engine``) on ``config``
+    into ``output_dir``; ``--resume`` continues an interrupted run (a fresh start when there is no
+    checkpoint yet)."""
+    return [sys.executable, "-m", "projects.common.engine", "--config-file", config, "--resume",
             f"train.output_dir={output_dir}", *overrides]
-
-
-def eval_command(config: str, weights: str, output_dir: str, *overrides: str) -> List[str]:
-    """``train_net.py --eval-only`` of ``weights`` (results in ``output_dir``'s log)."""
-    return [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config, "--eval-only",
-            f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}", *overrides]

@@ -1,9 +1,11 @@
-"""Multi-scale aligned distillation (seeds/003): a multi-scale fusion teacher and low-resolution
+"""Multi-scale aligned distillation (CVPR 2021): a multi-scale fusion teacher and low-resolution
 students whose feature pyramids are aligned with the teacher's.
 
-Importing it registers the FCOS detector and the teacher / student meta-architectures.
+Importing it registers the teacher / student meta-architectures. FCOS, the detector they are
+trained with, is the collection's (projects.common.modeling); it stays importable from here.
 """
+from projects.common.modeling import FCOS, FCOSHead  # noqa: F401
+
 from .backbone import AlignedFPN, DualResolutionBackbone, ResNetWithC1, aligned_resnet_fpn  # noqa: F401
 from .distillation import AlignedDistillationStudent, DualResolutionStudent, MultiScaleFusionTeacher  # noqa: F401
-from .fcos import FCOS, FCOSHead  # noqa: F401
 from .fusion import CrossFeatureFusion  # noqa: F401

@@ -7,11 +7,13 @@ itself; ``detector_adapter`` is the only place that knows detector types. The de
 has one level finer than its head reads (``backbone.aligned_resnet_fpn``).
 
 Frames and padding. Training batches are the mapper's high-resolution images; they are
-normalised and padded to ``2**level_shift x`` the backbone's ``size_divisibility`` (64 for a
-stride-32 FPN at level_shift 1), the smallest multiple at which the low-resolution copy (nearest
-downsampling of the padded tensor) has P_k of exactly the size of the high-resolution P_{k+1} on
-every level, P6/P7 included (their stride-2 convs round up the same way on both sides; the
-authors pad to 256, which is also aligned but pads more). All losses use the high-resolution
+normalised and padded to the teacher's ``size_divisibility``. Its smallest value is
+``2**level_shift x`` the backbone's (64 for a stride-32 FPN at level_shift 1): the smallest
+multiple at which the low-resolution copy (nearest downsampling of the padded tensor) has P_k of
+exactly the size of the high-resolution P_{k+1} on every level, P6/P7 included (their stride-2
+convs round up the same way on both sides). The authors pad to 256, also aligned; the padding
+is not neutral (global pooling in C-FF, zeros seen by the convs near the border), so the COCO
+configs use 256 and the CPU configs the cheaper 64. All losses use the high-resolution
 ``ImageList`` and targets, so boxes stay in high-resolution pixels on every path.
 
 Initialising a student. Give only ``train.init_checkpoint=<teacher run>/model_final.pth``:
@@ -21,7 +23,8 @@ no ``teacher.*``) when ``DetectionCheckpointer`` loads it and routes it to both 
 ``--resume`` restores both and ``--eval-only`` needs no teacher file.
 """
 import logging
-from typing import Dict, List, Sequence
+import math
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +36,8 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import ImageList, Instances
 from detectron2.utils.events import get_event_storage
+
+from projects.common.modeling.preprocessing import normalize_and_pad
 
 from .backbone import (
     DualResolutionBackbone,
@@ -128,8 +133,8 @@ def _level_strides(detector: nn.Module, level_names: Sequence[str]) -> Dict[str,
 
 def _normalize_and_pad(detector: nn.Module, batched_inputs: List[Dict], size_divisibility: int) -> ImageList:
     """The detector's normalisation, then one batch padded to a multiple of ``size_divisibility``."""
-    images = [(x["image"].to(detector.device) - detector.pixel_mean) / detector.pixel_std for x in batched_inputs]
-    return ImageList.from_tensors(images, size_divisibility)
+    return normalize_and_pad([x["image"] for x in batched_inputs], detector.pixel_mean, detector.pixel_std,
+                             size_divisibility)
 
 
 def _ground_truth(batched_inputs: List[Dict], device: torch.device) -> List[Instances]:
@@ -206,6 +211,7 @@ class MultiScaleFusionTeacher(nn.Module):
         low_res_scale: float = 0.5,
         level_shift: int = 1,
         inference_path: str = "fused",
+        size_divisibility: Optional[int] = None,
     ):
         """
         Args:
@@ -216,6 +222,9 @@ class MultiScaleFusionTeacher(nn.Module):
             low_res_scale: the low-resolution input's scale; must be 0.5 ** level_shift.
             level_shift: how many levels the low-resolution pyramid moves (1 for half size).
             inference_path: "fused", "high" or "low".
+            size_divisibility: high-resolution batches are padded to a multiple of this, which
+                must be a multiple of ``2**level_shift x`` the backbone's (the smallest aligned
+                padding, the default); the authors' FCOS uses 256.
         """
         super().__init__()
         if level_shift < 1 or level_shift_of_scale(low_res_scale) != level_shift:
@@ -232,6 +241,15 @@ class MultiScaleFusionTeacher(nn.Module):
         self.level_strides = _level_strides(detector, self._adapter.level_names)
         self.high_res_sources = {name: name for name in self.level_strides}
         self.low_res_sources = shifted_levels(self.level_strides, detector.backbone, level_shift)
+        aligned = detector.backbone.size_divisibility * 2**level_shift
+        if size_divisibility is None:
+            size_divisibility = aligned
+        if size_divisibility < aligned or size_divisibility % aligned:
+            raise ValueError(
+                f"size_divisibility={size_divisibility}: paired levels align only on multiples of "
+                f"{aligned} (2**level_shift x the backbone's {detector.backbone.size_divisibility})"
+            )
+        self._size_divisibility = size_divisibility
         shapes = detector.backbone.output_shape()
         channels = {shapes[name].channels for name in self.level_strides}
         if channels != {fusion.channels}:
@@ -257,7 +275,7 @@ class MultiScaleFusionTeacher(nn.Module):
     @property
     def size_divisibility(self) -> int:
         """High-resolution batches are padded to a multiple of this (see the module note)."""
-        return self.detector.backbone.size_divisibility * 2**self.level_shift
+        return self._size_divisibility
 
     @property
     def level_names(self) -> List[str]:
@@ -390,7 +408,7 @@ class AlignedDistillationStudent(nn.Module):
     def training_size_divisibility(self) -> int:
         """Training batches are padded for both the teacher's and the scaled input's alignment."""
         student = self.detector.backbone.size_divisibility * 2**self.level_shift
-        return max(self.teacher.size_divisibility, student)
+        return math.lcm(self.teacher.size_divisibility, student)
 
     def train(self, mode: bool = True):
         """Train or evaluate the student; the teacher stays in eval mode."""
@@ -420,7 +438,9 @@ class AlignedDistillationStudent(nn.Module):
         return losses
 
     def inference(self, batched_inputs: List[Dict]) -> List[Dict]:
-        """Detections for inputs at any resolution, in each input's ``height`` x ``width``."""
+        """Detections for inputs at any resolution, in each input's ``height`` x ``width``; inputs
+        are padded only as far as the backbone needs (the authors: the 256-padded test image's
+        0.5x copy), so that padding does not inflate the student's cost."""
         images = _normalize_and_pad(self.detector, batched_inputs, self.detector.backbone.size_divisibility)
         features = self.student_features(images.tensor)
         scale = 2**self.level_shift

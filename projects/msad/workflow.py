@@ -8,7 +8,7 @@ MSAD on the embedded synthetic data, end to end on CPU:
 2. the low-resolution student initialised from it, with aligned distillation
    (configs/msad/synthetic_fcos_student_cpu.py), and the same student without distillation
    (``model.distill_weight=0``), the control that answers "does distillation help";
-3. evaluation with tools/msad_resolution_table.py: the teacher's three paths at 256 px (supplement
+3. evaluation with ``python -m projects.msad.resolution_table``: the teacher's three paths at 256 px (supplement
    Table 1 "T H", "T L", "T H&L") and both students at 128 px ("S L"), then both students across
    test sizes (Table 2);
 then a report (report.md, the tables, resolutions.png). Every step is an ordinary command of the
@@ -19,33 +19,26 @@ import csv
 import os
 import sys
 
-from projects.common.workflow import REPO, Workflow, train_command, workflow_main
+from projects.common.workflow import Workflow, train_command, workflow_main
+from projects.msad.resolution_table import METRICS, markdown
 
-CONFIGS = os.path.join(REPO, "configs", "msad")
-TEACHER_CONFIG = os.path.join(CONFIGS, "synthetic_fcos_teacher_cpu.py")
-STUDENT_CONFIG = os.path.join(CONFIGS, "synthetic_fcos_student_cpu.py")
-TABLE_TOOL = os.path.join(REPO, "tools", "msad_resolution_table.py")
+TEACHER_CONFIG = "msad/synthetic_fcos_teacher_cpu.py"  # configs of the collection, by name
+STUDENT_CONFIG = "msad/synthetic_fcos_student_cpu.py"
 HIGH_RES, LOW_RES = 256, 128
 STUDENT_TEST_SIZES = (256, 192, 160, 128, 96, 64)
 
 
 def _table_command(runs, test_sizes, output):
-    command = [sys.executable, TABLE_TOOL, "--test-sizes", *map(str, test_sizes), "--output", output]
+    command = [sys.executable, "-m", "projects.msad.resolution_table", "--test-sizes", *map(str, test_sizes), "--output", output]
     for run in runs:
         command += ["--run", *run]
     return command
 
 
 def _read_table(path):
+    """The rows of a CSV written by ``projects.msad.resolution_table``, with numbers as numbers."""
     with open(path) as f:
-        return list(csv.DictReader(f))
-
-
-def _markdown(rows, columns=("AP", "AP50", "AP75", "APs", "APm", "APl")):
-    lines = ["| model | test size | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
-    lines += [f"| {row['model']} | {row['size']} | " + " | ".join(f"{float(row[c]):.1f}" for c in columns) + " |"
-              for row in rows]
-    return "\n".join(lines) + "\n"
+        return [{**row, "size": int(row["size"]), **{m: float(row[m]) for m in METRICS}} for row in csv.DictReader(f)]
 
 
 def teacher_schedule(iterations: int):
@@ -89,9 +82,9 @@ def run_workflow(output_dir: str, teacher_iterations: int = None) -> str:
         "# MSAD on the synthetic data (CPU)\n",
         f"Teacher (FCOS R18-FPN x0.5, {HIGH_RES} px + {LOW_RES} px copies) and low-resolution students "
         f"({LOW_RES} px), COCO box AP on synthetic_shapes_val:\n",
-        _markdown(_read_table(paths_table + ".csv") + _read_table(students_table + ".csv")),
+        markdown(_read_table(paths_table + ".csv") + _read_table(students_table + ".csv")),
         "Students across test sizes (supplement Table 2; resolutions.png):\n",
-        _markdown(_read_table(resolutions + ".csv")),
+        markdown(_read_table(resolutions + ".csv")),
     ] + workflow.timing_lines())
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(report + "\n")

@@ -1,4 +1,4 @@
-"""ResNet-WS (seeds/000): residual backbones made to work for weakly supervised object detection,
+"""ResNet-WS (ECCV 2020): residual backbones made to work for weakly supervised object detection,
 with WSDDN / OICR heads on precomputed proposals.
 
 Importing it registers the backbones and the meta-architectures. The proposal tool is

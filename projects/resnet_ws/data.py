@@ -18,11 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.evaluation import DatasetEvaluators
 from detectron2.utils.file_io import PathManager
 
 from projects.common.data import DetectionDatasetMapper, get_detection_dataset_dicts
+from projects.common.data.resumable import build_resumable_train_loader
 from projects.common.evaluation import VOCDetectionEvaluator
 
 from .evaluation import CorLocEvaluator
@@ -145,7 +146,7 @@ def weak_detection_dataloader(
     (the test mapper follows).
     """
     dataloader = OmegaConf.create()
-    dataloader.train = L(build_detection_train_loader)(
+    dataloader.train = L(build_resumable_train_loader)(
         dataset=L(get_weak_detection_dataset_dicts)(names=train_names, proposal_files=train_proposal_files),
         mapper=L(ProposalDatasetMapper)(
             is_train=True,

@@ -16,7 +16,8 @@ from tabulate import tabulate
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from projects.common.evaluation.voc import dataset_thing_classes, load_ground_truth, to_voc_pixel_boxes, voc_box_iou
+from projects.common.data import dataset_thing_classes
+from projects.common.evaluation.voc import load_ground_truth, to_voc_pixel_boxes, voc_box_iou
 
 logger = logging.getLogger(__name__)
 

@@ -239,7 +239,7 @@ class OICRHead(nn.Module):
             iou_threshold: IoU with a seed from which a proposal takes the seed's class.
             seed_weight: weight of the proposals assigned to a class's seed: "image_score", the
                 WSDDN image-level score of that class, the same for every branch (the authors'
-                code, notes/resnet_ws.md); or "seed_score", the seed proposal's score in the
+                code, DRN-WSOD-pytorch); or "seed_score", the seed proposal's score in the
                 previous branch (the OICR paper).
         """
         super().__init__()

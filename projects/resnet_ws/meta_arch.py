@@ -19,6 +19,8 @@ from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_i
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils.events import get_event_storage
 
+from projects.common.modeling import normalize_and_pad, register_pixel_statistics
+
 from .heads import build_weak_detection_head
 
 
@@ -100,11 +102,6 @@ class WeaklySupervisedRCNN(nn.Module):
                 f"the neck {type(neck).__name__} has no 'output_size' (its feature width): give it one, "
                 "as RedundantAdaptationNeck does"
             )
-        if len(pixel_mean) != len(pixel_std):
-            raise ValueError(
-                f"pixel_mean has {len(pixel_mean)} channels but pixel_std has {len(pixel_std)}: "
-                "give one value per image channel to both"
-            )
         self.backbone = backbone
         self.in_feature = in_feature
         self.pooler = ROIPooler(
@@ -123,8 +120,7 @@ class WeaklySupervisedRCNN(nn.Module):
         self.test_score_thresh = self.head.TEST_SCORE_THRESH if test_score_thresh is None else test_score_thresh
         self.test_nms_thresh = self.head.TEST_NMS_THRESH if test_nms_thresh is None else test_nms_thresh
         self.test_detections_per_image = test_detections_per_image
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        register_pixel_statistics(self, pixel_mean, pixel_std)
 
     @property
     def device(self) -> torch.device:
@@ -132,8 +128,8 @@ class WeaklySupervisedRCNN(nn.Module):
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
         """Normalise the images and pad them into one batch, as GeneralizedRCNN does."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+        images = [x["image"] for x in batched_inputs]
+        return normalize_and_pad(images, self.pixel_mean, self.pixel_std, self.backbone.size_divisibility)
 
     def forward(self, batched_inputs: List[Dict]):
         """Loss dict in training mode, list of ``{"instances"}`` in eval mode."""

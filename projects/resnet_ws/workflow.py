@@ -19,30 +19,31 @@ import json
 import os
 import sys
 
+from tabulate import tabulate
+
 from projects.common.io import write_json_atomically
 from projects.common.metrics import last_evaluation
-from projects.common.workflow import REPO, Workflow, train_command, workflow_main
+from projects.common.workflow import Workflow, train_command, workflow_main
 
-CONFIGS = os.path.join(REPO, "configs", "resnet_ws")
-CLASSIFIER_CONFIG = os.path.join(CONFIGS, "synthetic_classifier_R18_WS_cpu.py")
+CLASSIFIER_CONFIG = "resnet_ws/synthetic_classifier_R18_WS_cpu.py"  # configs of the collection, by name
 HEADS = {"WSDDN": "wsddn", "OICR": "oicr", "OICR+REG": "oicr_reg"}
 TRAIN_SET, TEST_SET = "synthetic_shapes_voc_train", "synthetic_shapes_voc_val"
 
 
 def detector_config(head: str) -> str:
-    return os.path.join(CONFIGS, f"synthetic_{head}_R18_WS_cpu.py")
+    return f"resnet_ws/synthetic_{head}_R18_WS_cpu.py"
 
 
 def _corloc_on_training_images(config: str, weights: str, proposals: str, output_dir: str, result_file: str):
     """CorLoc (and VOC AP) of a trained detector on its training images, saved as JSON."""
-    import train_net
+    from projects.common import engine
 
-    args = train_net.parse_args([
+    args = engine.parse_args([
         "--config-file", config, "--eval-only", f"train.init_checkpoint={weights}",
         f"train.output_dir={output_dir}", f"dataloader.test.dataset.names={TRAIN_SET}",
         f"dataloader.test.dataset.proposal_files=[{proposals}]",
     ])
-    write_json_atomically(result_file, train_net.main(args))
+    write_json_atomically(result_file, engine.main(args))
 
 
 def run_workflow(output_dir: str) -> str:
@@ -70,10 +71,10 @@ def run_workflow(output_dir: str) -> str:
         workflow.run(f"3. {label}", train_command(detector_config(head), run_dir,
                                                    f"train.init_checkpoint={classifier}", *data), weights)
         corloc_file = os.path.join(run_dir, "corloc_train.json")
-        if not os.path.exists(corloc_file):
-            workflow.log(f"3b. {label} CorLoc on {TRAIN_SET} (train_net.py --eval-only)")
-            _corloc_on_training_images(detector_config(head), weights, proposals[TRAIN_SET],
-                                       os.path.join(run_dir, "corloc_train"), corloc_file)
+        workflow.call(f"3b. {label} CorLoc on {TRAIN_SET}",
+                      lambda: _corloc_on_training_images(detector_config(head), weights, proposals[TRAIN_SET],
+                                                         os.path.join(run_dir, "corloc_train"), corloc_file),
+                      corloc_file)
         with open(corloc_file) as f:
             corloc = json.load(f)["corloc"]["CorLoc"]
         test = last_evaluation(run_dir, ["voc/AP50", "corloc/CorLoc"])
@@ -83,10 +84,9 @@ def run_workflow(output_dir: str) -> str:
         "# ResNet-WS weakly supervised detection on the synthetic data (CPU)", "",
         "Quarter-width ResNet18-WS (F5) + redundant adaptation neck, Selective Search proposals, image-level "
         f"labels only; VOC AP50 on {TEST_SET}, CorLoc on {TEST_SET} and on the training images ({TRAIN_SET}).", "",
-        "| head | VOC AP50 | VOC AP50 (07 11-point) | CorLoc val | CorLoc train |",
-        "|---|---|---|---|---|",
-    ] + [f"| {label} | {ap:.1f} | {ap11:.1f} | {corloc_val:.1f} | {corloc_train:.1f} |"
-         for label, ap, ap11, corloc_val, corloc_train in rows] + workflow.timing_lines()
+        tabulate(rows, headers=["head", "VOC AP50", "VOC AP50 (07 11-point)", "CorLoc val", "CorLoc train"],
+                 tablefmt="github", floatfmt=".1f"),
+    ] + workflow.timing_lines()
     report = "\n".join(lines) + "\n"
     with open(os.path.join(output_dir, "report.md"), "w") as f:
         f.write(report)

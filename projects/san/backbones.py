@@ -273,7 +273,9 @@ def calibrate_batchnorm(backbone: SANBackbone, batches: Iterable[torch.Tensor],
     (supplement Alg. 2): run the backbone on ``batches`` (image tensors (N, C, H, W) at that
     resolution, preprocessed as the model feeds its backbone, e.g. training images) with the
     encoding of ``resolution``, normalising with batch statistics as the authors do, and store
-    the cumulative average of the batch means and variances (each batch weighs the same).
+    the average of the batch means and unbiased variances weighted by each batch's number of
+    images (the authors' ``bn_update``; ``PrivateBatchNorm2d.begin_calibration`` has the
+    formula), so uneven batches, e.g. a short last one, count by their images.
     How many batches to use is the caller's choice. The backbone's mode and training state are
     restored afterwards; call ``backbone.set_inference_mode("ideal")`` to use the statistics.
     """

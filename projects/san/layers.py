@@ -130,11 +130,12 @@ class MetaConv2d(nn.Module):
 
 @dataclass
 class _Calibration:
-    """Cumulative batch-statistics average of one ongoing calibration."""
+    """Sample-weighted cumulative average of the batch statistics of one ongoing calibration,
+    over ``samples`` images so far."""
     resolution: int
     mean: torch.Tensor
     var: torch.Tensor
-    batches: int = 0
+    samples: int = 0
 
 
 class PrivateBatchNorm2d(nn.Module):
@@ -196,15 +197,20 @@ class PrivateBatchNorm2d(nn.Module):
     def begin_calibration(self, resolution: int) -> None:
         """Start re-estimating statistics at ``resolution``: until ``end_calibration``, forwards
         normalise with batch statistics (as a training-mode BN, with the affine parameters of the
-        nearest training resolution) and accumulate their cumulative average."""
+        nearest training resolution) and accumulate their average weighted by images, as the
+        authors' ``bn_update``: after n images a batch of b enters with momentum b / (n + b), so
+        batches i of b_i images give mean = sum b_i m_i / sum b_i and var = sum b_i v_i / sum b_i,
+        m_i and v_i the batch's per-channel mean and unbiased variance (Bessel over its
+        b_i * H * W values: what BN's running_var takes in; the spread between batch means is
+        not added)."""
         reference = self.norm(nearest_resolution(resolution, self.resolutions))
         self._calibration = _Calibration(int(resolution), torch.zeros_like(reference.running_mean),
                                          torch.ones_like(reference.running_var))
 
     def end_calibration(self, keep: bool) -> None:
-        """Finish the calibration; store its statistics if ``keep`` and a batch was seen."""
+        """Finish the calibration; store its statistics if ``keep`` and an image was seen."""
         calibration, self._calibration = self._calibration, None
-        if keep and calibration is not None and calibration.batches:
+        if keep and calibration is not None and calibration.samples:
             self.calibrated_statistics[calibration.resolution] = (calibration.mean, calibration.var)
 
     def forward(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
@@ -226,10 +232,13 @@ class PrivateBatchNorm2d(nn.Module):
                 f"{resolution}: feed batches resized to {calibration.resolution}"
             )
         reference = self.norm(nearest_resolution(resolution, self.resolutions))
-        calibration.batches += 1
-        # momentum 1/n turns the running update into the cumulative average over n batches
+        batch_size = x.shape[0]
+        calibration.samples += batch_size
+        # momentum b / (n + b) turns the running update into the average weighted by images (an
+        # empty batch changes nothing)
+        momentum = batch_size / max(calibration.samples, 1)
         return F.batch_norm(x, calibration.mean, calibration.var, reference.weight, reference.bias,
-                            True, 1.0 / calibration.batches, reference.eps)
+                            True, momentum, reference.eps)
 
     def _data_free_forward(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
         floor, ceil, w = self.interpolation_weights(resolution)

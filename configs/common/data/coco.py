@@ -4,14 +4,16 @@ from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.evaluation import COCOEvaluator
 
 from projects.common.data import DetectionDatasetMapper, get_detection_dataset_dicts
+from projects.common.data.resumable import build_resumable_train_loader
 
 dataloader = OmegaConf.create()
 
-dataloader.train = L(build_detection_train_loader)(
+# detectron2's train loader whose stream position is checkpointed, so --resume is exact
+dataloader.train = L(build_resumable_train_loader)(
     dataset=L(get_detection_dataset_dicts)(names="coco_2017_train"),
     mapper=L(DetectionDatasetMapper)(
         is_train=True,

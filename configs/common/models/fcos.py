@@ -1,7 +1,7 @@
-"""FCOS R50-FPN as the MSAD authors train it (projects/msad/fcos.py): an FPN on res2..res5 with
-P6/P7 computed from C5, the detector reading p3..p7 (p2 is there for MSAD's low-resolution path,
-which feeds p2..p6 of a half-size image in place of p3..p7), and a GroupNorm head of 4 + 4 convs
-with a learnable scale per level.
+"""FCOS R50-FPN as the MSAD authors train it (projects/common/modeling/fcos.py): an FPN on
+res2..res5 with P6/P7 computed from C5, the detector reading p3..p7 (p2 is there for MSAD's
+low-resolution path, which feeds p2..p6 of a half-size image in place of p3..p7), and a GroupNorm
+head of 4 + 4 convs with a learnable scale per level.
 
 ImageNet initialisation, as detectron2's RetinaNet R50 training configs do (MSRA caffe weights:
 BGR input, unit pixel_std, stride in the 1x1 conv, FrozenBN): a training config sets
@@ -12,7 +12,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.backbone import FPN, BasicStem, ResNet
 from detectron2.modeling.backbone.fpn import LastLevelP6P7
 
-from projects.msad.fcos import FCOS, FCOSHead
+from projects.common.modeling import FCOS, FCOSHead
 
 IMAGENET_R50_CHECKPOINT = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
 

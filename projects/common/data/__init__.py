@@ -5,6 +5,8 @@ Data of the collection: the deterministic synthetic shapes generator, dataset re
 
 from .datasets import (
     check_dataset_available,
+    dataset_metadata,
+    dataset_thing_classes,
     datasets_root,
     get_classification_dataset_dicts,
     get_detection_dataset_dicts,
@@ -52,6 +54,8 @@ __all__ = [
     "build_classification_test_loader",
     "build_classification_train_loader",
     "check_dataset_available",
+    "dataset_metadata",
+    "dataset_thing_classes",
     "datasets_root",
     "ensure_generated",
     "get_classification_dataset_dicts",

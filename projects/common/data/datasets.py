@@ -279,6 +279,31 @@ def check_dataset_available(name: str) -> None:
             raise FileNotFoundError(_missing_dataset_message(name, key, str(path)))
 
 
+def dataset_metadata(name: str):
+    """``MetadataCatalog.get(name)`` with its ``thing_classes`` filled in. detectron2's
+    ``register_coco_instances`` sets them only when the dataset is first loaded, so a user's COCO
+    dataset would be labelled "0", "1", ... by whoever reads its metadata first; a dataset that has
+    none yet is loaded once here (an unknown name or missing files raise ``check_dataset_available``'s
+    errors)."""
+    metadata = MetadataCatalog.get(name)
+    if metadata.get("thing_classes") is None:
+        check_dataset_available(name)
+        DatasetCatalog.get(name)
+    return metadata
+
+
+def dataset_thing_classes(name: str) -> List[str]:
+    """The class names of a registered dataset (see ``dataset_metadata``), or an error saying how
+    to provide them."""
+    thing_classes = dataset_metadata(name).get("thing_classes")
+    if thing_classes is None:
+        raise ValueError(
+            f"dataset {name!r} has no thing_classes in its MetadataCatalog entry, not even after loading "
+            f"it: set them with MetadataCatalog.get({name!r}).set(thing_classes=[...])"
+        )
+    return list(thing_classes)
+
+
 def _invalid_json_files(names: Sequence[str]) -> List[str]:
     """Annotation files of ``names`` that do not parse as JSON."""
     invalid = []

@@ -13,11 +13,12 @@ import torch
 from PIL import Image
 
 from detectron2.data import DatasetFromList, DatasetMapper, MapDataset
-from detectron2.data import build_detection_train_loader
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.data.build import trivial_batch_collator
 from detectron2.data.samplers import InferenceSampler
+
+from .resumable import ResumableTrainLoader
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +169,9 @@ def build_classification_train_loader(
 ):
     """
     Infinite shuffled loader yielding lists of mapped dicts: detectron2's detection train loader
-    without aspect-ratio grouping (classification crops all have one size).
+    without aspect-ratio grouping (classification crops all have one size), resumable exactly.
     """
-    return build_detection_train_loader(
+    return ResumableTrainLoader(
         dataset,
         mapper=mapper,
         total_batch_size=total_batch_size,

@@ -8,9 +8,10 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
+
+from ..data import dataset_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class ClassificationEvaluator(DatasetEvaluator):
         self._dataset_name = dataset_name
         self._topk = topk
         self._distributed = distributed
-        class_names = MetadataCatalog.get(dataset_name).get("thing_classes") if dataset_name else None
+        class_names = dataset_metadata(dataset_name).get("thing_classes") if dataset_name else None
         self._expected_num_classes = len(class_names) if class_names is not None else None
         self.reset()
 

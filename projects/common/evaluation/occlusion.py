@@ -31,7 +31,7 @@ from detectron2.structures import BoxMode
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 
-from ..data import check_dataset_available
+from ..data import check_dataset_available, dataset_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class OcclusionEvaluator(DatasetEvaluator):
         ratios = self.image_occlusion_ratios(coco_gt)
         evaluated = {p["image_id"] for p in predictions}
         # contiguous class ids back to the json's category ids, as COCOEvaluator does
-        to_dataset_id = {v: k for k, v in MetadataCatalog.get(self._dataset_name)
+        to_dataset_id = {v: k for k, v in dataset_metadata(self._dataset_name)
                          .get("thing_dataset_id_to_contiguous_id", {}).items()}
         results = [dict(r, category_id=to_dataset_id.get(r["category_id"], r["category_id"]))
                    for p in predictions for r in p["results"]]

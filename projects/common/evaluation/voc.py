@@ -18,11 +18,13 @@ from typing import Dict, Hashable, List, NamedTuple, Sequence, Tuple
 import numpy as np
 from tabulate import tabulate
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
+
+from ..data import dataset_metadata, dataset_thing_classes
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +161,8 @@ def load_ground_truth(dataset_name: str) -> Dict[Hashable, ImageGroundTruth]:
     (datasets registered with ``register_pascal_voc``; "difficult" objects are ignored), else from
     the dataset dicts (``iscrowd=1`` objects are ignored).
     """
-    metadata = MetadataCatalog.get(dataset_name)
-    class_names = list(metadata.thing_classes)
+    metadata = dataset_metadata(dataset_name)
+    class_names = dataset_thing_classes(dataset_name)
     if metadata.get("dirname") is not None and metadata.get("split") is not None:
         return _ground_truth_from_voc_xml(metadata.dirname, metadata.split, class_names)
     return _ground_truth_from_dataset_dicts(dataset_name, class_names)
@@ -222,17 +224,6 @@ def _image_ground_truth(classes, boxes, ignore) -> ImageGroundTruth:
         boxes=np.asarray(boxes, dtype=np.float64).reshape(-1, 4),
         ignore=np.asarray(ignore, dtype=bool),
     )
-
-
-def dataset_thing_classes(dataset_name: str) -> List[str]:
-    """The class names of a registered dataset, or an error saying how to provide them."""
-    thing_classes = MetadataCatalog.get(dataset_name).get("thing_classes")
-    if thing_classes is None:
-        raise ValueError(
-            f"dataset {dataset_name!r} has no thing_classes in its MetadataCatalog entry: "
-            f"set them with MetadataCatalog.get({dataset_name!r}).set(thing_classes=[...])"
-        )
-    return list(thing_classes)
 
 
 class VOCDetectionEvaluator(DatasetEvaluator):

@@ -9,6 +9,8 @@ from torch import nn
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone
 from detectron2.structures import ImageList
 
+from .preprocessing import normalize_and_pad, register_pixel_statistics
+
 
 @META_ARCH_REGISTRY.register()
 class ImageClassifier(nn.Module):
@@ -20,10 +22,10 @@ class ImageClassifier(nn.Module):
 
     Inputs follow detectron2's convention: a list of dicts, each with
     ``"image"``: uint8 or float tensor (C, H, W) in ``input_format`` channel order, and, in
-    training, ``"class_id"``: int. Images are normalised and batched with
-    ``ImageList.from_tensors``, which pads every image to the largest one (and to the backbone's
-    ``size_divisibility``). Classification batches are expected to be same-sized crops: padded
-    zeros would reach the backbone and be averaged into the pooled feature, changing the scores.
+    training, ``"class_id"``: int. Images are normalised and batched by ``normalize_and_pad``,
+    which pads every image to the largest one (and to the backbone's ``size_divisibility``).
+    Classification batches are expected to be same-sized crops: padded zeros would reach the
+    backbone and be averaged into the pooled feature, changing the scores.
 
     Training returns ``{"loss_cls": cross-entropy}``; inference returns one
     ``{"scores": softmax probabilities of shape (num_classes,)}`` per input.
@@ -61,11 +63,6 @@ class ImageClassifier(nn.Module):
             )
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-        if len(pixel_mean) != len(pixel_std):
-            raise ValueError(
-                f"pixel_mean has {len(pixel_mean)} channels but pixel_std has {len(pixel_std)}: "
-                "give one value per image channel to both"
-            )
         self.backbone = backbone
         self.in_feature = in_feature
         self.num_classes = num_classes
@@ -73,8 +70,7 @@ class ImageClassifier(nn.Module):
         self.label_smoothing = label_smoothing
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(output_shapes[in_feature].channels, num_classes)
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        register_pixel_statistics(self, pixel_mean, pixel_std)
 
     @property
     def device(self) -> torch.device:
@@ -82,8 +78,8 @@ class ImageClassifier(nn.Module):
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
         """Normalise the images and pad them into one batch (see the class note on padding)."""
-        images = [(x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs]
-        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+        images = [x["image"] for x in batched_inputs]
+        return normalize_and_pad(images, self.pixel_mean, self.pixel_std, self.backbone.size_divisibility)
 
     def feature_map(self, batched_inputs: List[Dict]) -> torch.Tensor:
         """

@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """COCO AP of trained detectors across test resolutions: the MSAD supplement's Table 2 (a student
 evaluated at 800 ... 160 px), for any config of the collection, printed as markdown and saved as
 CSV and PNG.
 
-    python tools/msad_resolution_table.py \\
+    python -m projects.msad.resolution_table \\
         --run "student L" configs/msad/synthetic_fcos_student_cpu.py output/msad/synthetic_fcos_student_cpu/model_final.pth \\
         --run "teacher H&L" configs/msad/synthetic_fcos_teacher_cpu.py output/msad/synthetic_fcos_teacher_cpu/model_final.pth \\
         --run "teacher H" configs/msad/synthetic_fcos_teacher_cpu.py output/msad/synthetic_fcos_teacher_cpu/model_final.pth \\
@@ -19,17 +18,15 @@ import argparse
 import csv
 import io
 import os
-import sys
 
 import torch
+from tabulate import tabulate
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import instantiate
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import instantiate  # noqa: E402
-
-from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
-from train_net import do_test, load_config  # noqa: E402
+from projects.common.engine import do_test, load_config
+from projects.common.io import save_figure_atomically, write_bytes_atomically
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -59,10 +56,8 @@ def evaluate_run(label, config_file, checkpoint, test_sizes, opts):
 
 
 def markdown(rows):
-    lines = ["| model | test size | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['size']} | " + " | ".join(f"{row[m]:.1f}" for m in METRICS) + " |")
-    return "\n".join(lines) + "\n"
+    table = [[row["model"], row["size"], *(row[m] for m in METRICS)] for row in rows]
+    return tabulate(table, headers=["model", "test size", *METRICS], tablefmt="github", floatfmt=".1f") + "\n"
 
 
 def csv_bytes(rows) -> bytes:
@@ -112,7 +107,7 @@ def main(argv=None):
         _, config_file, checkpoint = run[:3]
         if not os.path.isfile(checkpoint):
             parser.error(f"checkpoint {checkpoint!r} does not exist: train {config_file} first "
-                         "(python train_net.py --config-file ...) or fix the path")
+                         "(d2c-train --config-file ...) or fix the path")
     if min(args.test_sizes) < 1:
         parser.error("--test-sizes must be positive")
 

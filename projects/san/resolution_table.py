@@ -1,9 +1,8 @@
-#!/usr/bin/env python
 """Top-1 accuracy of trained classifiers over a list of test resolutions: the SAN supplement's
 train-resolution x test-resolution tables (Tables 4, 5, 7: baselines trained at one resolution
 against SAN), printed as markdown and saved as CSV and PNG.
 
-    python tools/san_resolution_table.py \\
+    python -m projects.san.resolution_table \\
         --run "baseline 64" configs/san/baseline_R18_synthetic_cpu_64.py output/san/baseline_R18_synthetic_cpu_64/model_final.pth \\
         --run "baseline 32" configs/san/baseline_R18_synthetic_cpu_32.py output/san/baseline_R18_synthetic_cpu_32/model_final.pth \\
         --run SAN configs/san/san_R18_synthetic_cpu.py output/san/san_R18_synthetic_cpu/model_final.pth \\
@@ -21,20 +20,17 @@ import csv
 import io
 import itertools
 import os
-import sys
 
 import torch
+from tabulate import tabulate
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import LazyCall as L
+from detectron2.config import instantiate
 
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import LazyCall as L  # noqa: E402
-from detectron2.config import instantiate  # noqa: E402
-
-from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
-from projects.san import INFERENCE_MODES, calibrate_batchnorm  # noqa: E402
-from projects.san.data import MultiResolutionClassificationMapper, set_test_resolution  # noqa: E402
-from train_net import do_test, load_config  # noqa: E402
+from projects.common.engine import do_test, load_config
+from projects.common.io import save_figure_atomically, write_bytes_atomically
+from projects.san import INFERENCE_MODES, MultiResolutionClassificationMapper, calibrate_batchnorm, set_test_resolution
 
 
 def is_scale_adaptive(model) -> bool:
@@ -84,12 +80,10 @@ def evaluate_run(label, config_file, checkpoint, test_resolutions, modes, num_ca
 
 
 def markdown(rows, test_resolutions):
-    lines = ["| model | inference | " + " | ".join(str(t) for t in test_resolutions) + " |",
-             "|---|---|" + "---|" * len(test_resolutions)]
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['inference']} | "
-                     + " | ".join(f"{row[t]:.1f}" for t in test_resolutions) + " |")
-    return "\n".join(lines) + "\n"
+    """The table of top-1 accuracies, one column per test resolution, one decimal."""
+    table = [[row["model"], row["inference"], *(row[t] for t in test_resolutions)] for row in rows]
+    headers = ["model", "inference", *(str(t) for t in test_resolutions)]
+    return tabulate(table, headers=headers, tablefmt="github", floatfmt=".1f") + "\n"
 
 
 def csv_bytes(rows, test_resolutions) -> bytes:
@@ -140,7 +134,7 @@ def main(argv=None):
     for _, config_file, checkpoint in args.run:
         if not os.path.isfile(checkpoint):
             parser.error(f"checkpoint {checkpoint!r} does not exist: train {config_file} first "
-                         "(python train_net.py --config-file ...) or fix the path")
+                         "(d2c-train --config-file ...) or fix the path")
 
     rows = []
     for label, config_file, checkpoint in args.run:

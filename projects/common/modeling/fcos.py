@@ -1,8 +1,10 @@
-"""FCOS as the MSAD authors train it (dvlab-research/MSAD: msad/tower.py, msad/outputs.py).
+"""FCOS as the MSAD authors train it (dvlab-research/MSAD: msad/tower.py, msad/outputs.py): a
+detector of its own (configs/common/models/fcos.py) that MSAD's teacher and students wrap.
 
 Differences from detectron2 v0.6's ``FCOS``: a learnable scalar scale per level on the box
 regression, GroupNorm towers whose group count is checked against the channels, size ranges
-inclusive at both ends, GIoU loss weighted *and normalised* by the centerness targets, the
+inclusive at both ends, FCOS's own GIoU loss (IoU smoothed by +1 in stride units,
+:func:`fcos_giou_loss`) weighted *and normalised* by the centerness targets, the
 class-probability threshold applied before centerness (0.05), and P6/P7 computed from C5 (a
 config matter, configs/common/models/fcos.py).
 
@@ -16,7 +18,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
-from fvcore.nn import giou_loss, sigmoid_focal_loss_jit
+from fvcore.nn import sigmoid_focal_loss_jit
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,7 +28,9 @@ from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import comm
 
-__all__ = ["FCOS", "FCOSHead", "level_locations", "boxes_from_distances", "centerness_targets"]
+__all__ = [
+    "FCOS", "FCOSHead", "level_locations", "boxes_from_distances", "centerness_targets", "fcos_giou_loss",
+]
 
 # the authors' (and FCOS's) regression ranges of P3..P7, in input pixels
 DEFAULT_SIZE_RANGES = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, math.inf))
@@ -56,6 +60,27 @@ def centerness_targets(distances: Tensor) -> Tensor:
     horizontal = left_right.min(dim=1).values / left_right.max(dim=1).values
     vertical = top_bottom.min(dim=1).values / top_bottom.max(dim=1).values
     return torch.sqrt(horizontal * vertical)
+
+
+def fcos_giou_loss(pred_distances: Tensor, gt_distances: Tensor) -> Tensor:
+    """
+    (R,) GIoU losses of the boxes spanned around the same points by (R, 4) predicted and target
+    distances (l, t, r, b), in the form of FCOS's official code, which the MSAD authors train
+    with: areas from the sums of opposite distances, IoU = (I + 1) / (U + 1), enclosing area C
+    (plus 1e-7), loss 1 - (IoU - (C - U) / C).
+
+    The +1 makes the loss depend on the unit: FCOS applies it to stride-unit distances, where it
+    softens the loss of boxes a few strides wide (predicting (1, 1, 1, 1) for (2, 2, 2, 2) costs
+    1 - 5/17 = 0.706 instead of plain GIoU's 0.75), so this must receive stride units.
+    """
+    def area(distances):  # of the box spanned by (l, t, r, b) around its point
+        return (distances[:, 0] + distances[:, 2]) * (distances[:, 1] + distances[:, 3])
+
+    intersection = area(torch.minimum(pred_distances, gt_distances))
+    enclosing = area(torch.maximum(pred_distances, gt_distances)) + 1e-7
+    union = area(pred_distances) + area(gt_distances) - intersection
+    iou = (intersection + 1) / (union + 1)
+    return 1 - (iou - (enclosing - union) / enclosing)
 
 
 def _mean_over_processes(value: Tensor) -> float:
@@ -181,8 +206,9 @@ class FCOS(DenseDetector):
     max(l, t, r, b) from it lies in ``size_ranges[i]`` (both ends included); of several
     candidates it regresses the smallest-area box, and it is background without any. Losses:
     sigmoid focal loss over all locations and centerness BCE over the positives, both divided by
-    the number of positives; GIoU loss of the positives' boxes weighted by their centerness
-    targets and divided by the targets' sum (counts and sums averaged over processes).
+    the number of positives; FCOS's GIoU loss of the positives' stride-unit distances
+    (:func:`fcos_giou_loss`) weighted by their centerness targets and divided by the targets' sum
+    (counts and sums averaged over processes).
 
     Inference per level: classes with probability above ``test_score_thresh``, the
     ``test_topk_candidates`` best by probability x centerness, score sqrt(probability x
@@ -373,10 +399,7 @@ class FCOS(DenseDetector):
         centerness = torch.cat(pred_centerness, dim=1).squeeze(2)[positive]
         ctr_targets = centerness_targets(gt_distances)
         ctr_normalizer = max(_mean_over_processes(ctr_targets.sum()), 1e-6)
-        # GIoU of the boxes the distances span around one point: the same for every point and
-        # any unit, so the stride-unit distances are compared directly
-        origin = distances.new_zeros((len(distances), 2))
-        loss_loc = giou_loss(boxes_from_distances(origin, distances), boxes_from_distances(origin, gt_distances))
+        loss_loc = fcos_giou_loss(distances, gt_distances)
         loss_ctr = F.binary_cross_entropy_with_logits(centerness, ctr_targets, reduction="sum")
         return {
             "loss_fcos_cls": loss_cls / normalizer,

@@ -1,11 +1,10 @@
-#!/usr/bin/env python
 """The SAN experiment on the embedded data, end to end and over several seeds: trains the CPU SAN
 of a backbone family and its individually trained baselines (one per training resolution) with
-``train_net.py`` for every seed, then evaluates all of them over the test resolutions with
-tools/san_resolution_table.py's evaluation and prints the mean and standard deviation over the
-seeds (the supplement's Tables 4/5/7 question: SAN vs baselines), saved as CSV and PNG.
+the collection's launcher for every seed, then evaluates all of them over the test resolutions
+with ``projects.san.resolution_table``'s evaluation and prints the mean and standard deviation
+over the seeds (the supplement's Tables 4/5/7 question: SAN vs baselines), saved as CSV and PNG.
 
-    python tools/san_experiment.py --family R18 --seeds 0 1 2 --max-iter 600 \\
+    python -m projects.san.experiment --family R18 --seeds 0 1 2 --max-iter 600 \\
         --test-resolutions 80 68 64 60 56 52 48 44 40 36 32 28 24 --output-dir output/san/experiment_R18
 
 Runs live in ``<output-dir>/seed<S>/<config name>/``. A finished run (``model_final.pth``) is not
@@ -20,23 +19,22 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TOOLS)
-sys.path[:0] = [TOOLS, REPO]
+from tabulate import tabulate
 
-from projects.common.io import save_figure_atomically, write_bytes_atomically  # noqa: E402
-from san_resolution_table import evaluate_run  # noqa: E402
+from projects.common.io import save_figure_atomically, write_bytes_atomically
+from projects.common.workflow import train_command
+from projects.san import INFERENCE_MODES
+from projects.san.resolution_table import evaluate_run
 
 FAMILIES = {
-    # family: (SAN config, its baselines' configs); SAN trains at 64/48/32, the R18 baselines also
-    # at 56 and 40, resolutions SAN never sees (supplement Table 7)
-    "R18": ("configs/san/san_R18_synthetic_cpu.py",
-            [f"configs/san/baseline_R18_synthetic_cpu_{r}.py" for r in (64, 56, 48, 40, 32)]),
-    "MobileNetV2": ("configs/san/san_MobileNetV2_synthetic_cpu.py",
-                    [f"configs/san/baseline_MobileNetV2_synthetic_cpu_{r}.py" for r in (64, 48, 32)]),
+    # family: (SAN config, its baselines' configs), by name; SAN trains at 64/48/32, the R18
+    # baselines also at 56 and 40, resolutions SAN never sees (supplement Table 7)
+    "R18": ("san/san_R18_synthetic_cpu.py",
+            [f"san/baseline_R18_synthetic_cpu_{r}.py" for r in (64, 56, 48, 40, 32)]),
+    "MobileNetV2": ("san/san_MobileNetV2_synthetic_cpu.py",
+                    [f"san/baseline_MobileNetV2_synthetic_cpu_{r}.py" for r in (64, 48, 32)]),
 }
 
 
@@ -47,28 +45,27 @@ def run_label(config_file: str) -> str:
 
 
 def train(config_file: str, seed: int, max_iter: int, output_dir: str, extra_opts) -> str:
-    """Train one run with train_net.py unless it finished already; the path of its final weights."""
+    """Train one run with the launcher unless it finished already; the path of its final weights.
+    The launcher's output goes to ``<output_dir>.log``."""
     final = os.path.join(output_dir, "model_final.pth")
     if os.path.isfile(final):
-        print(f"[san_experiment] done already: {final}", flush=True)
+        print(f"[san.experiment] done already: {final}", flush=True)
         return final
-    command = [
-        sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", config_file, "--resume",
-        f"train.seed={seed}", f"train.max_iter={max_iter}", f"train.output_dir={output_dir}",
-        f"train.eval_period={max_iter}", f"train.checkpointer.period={max(max_iter // 4, 1)}",
-        *extra_opts,
-    ]
-    print("[san_experiment] " + " ".join(command), flush=True)
+    command = train_command(
+        config_file, output_dir, f"train.seed={seed}", f"train.max_iter={max_iter}",
+        f"train.eval_period={max_iter}", f"train.checkpointer.period={max(max_iter // 4, 1)}", *extra_opts,
+    )
+    print("[san.experiment] " + " ".join(command), flush=True)
     os.makedirs(os.path.dirname(output_dir), exist_ok=True)
     start = time.time()
     log_file = output_dir + ".log"  # next to the run's folder
     with open(log_file, "a") as log:
-        status = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+        status = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT).returncode
     if status:
         with open(log_file) as log:
             tail = "".join(log.readlines()[-15:])
         raise RuntimeError(f"training {config_file} failed (exit {status}); the end of {log_file}:\n{tail}")
-    print(f"[san_experiment] trained in {time.time() - start:.0f} s", flush=True)
+    print(f"[san.experiment] trained in {time.time() - start:.0f} s", flush=True)
     return final
 
 
@@ -85,12 +82,11 @@ def summarise(rows_per_seed, test_resolutions):
 
 
 def markdown(summary, test_resolutions):
-    lines = ["| model | inference | " + " | ".join(str(t) for t in test_resolutions) + " |",
-             "|---|---|" + "---|" * len(test_resolutions)]
-    for row in summary:
-        cells = " | ".join(f"{row[t][0]:.1f} ± {row[t][1]:.1f}" for t in test_resolutions)
-        lines.append(f"| {row['model']} | {row['inference']} | {cells} |")
-    return "\n".join(lines) + "\n"
+    """The summary as a table of "mean ± std" cells, one column per test resolution, one decimal."""
+    table = [[row["model"], row["inference"], *(f"{row[t][0]:.1f} ± {row[t][1]:.1f}" for t in test_resolutions)]
+             for row in summary]
+    headers = ["model", "inference", *(str(t) for t in test_resolutions)]
+    return tabulate(table, headers=headers, tablefmt="github") + "\n"
 
 
 def csv_bytes(summary, test_resolutions) -> bytes:
@@ -134,7 +130,7 @@ def main(argv=None):
     parser.add_argument("--test-resolutions", type=int, nargs="+",
                         default=[80, 68, 64, 60, 56, 52, 48, 44, 40, 36, 32, 28, 24],
                         help="default: the supplement's Table 5 grid at this scale (training +- 4 px) and beyond")
-    parser.add_argument("--modes", nargs="+", default=["proxy", "ideal", "data_free"],
+    parser.add_argument("--modes", nargs="+", choices=INFERENCE_MODES, default=list(INFERENCE_MODES),
                         help="inference modes of the SAN models")
     parser.add_argument("--calibration-batches", type=int, default=10)
     parser.add_argument("--output-dir", required=True)
@@ -154,18 +150,19 @@ def main(argv=None):
         for config_file in configs:
             output_dir = os.path.join(args.output_dir, f"seed{seed}",
                                       os.path.splitext(os.path.basename(config_file))[0])
-            checkpoint = train(os.path.join(REPO, config_file), seed, args.max_iter, output_dir, args.opts)
-            rows += evaluate_run(run_label(config_file), os.path.join(REPO, config_file), checkpoint,
+            checkpoint = train(config_file, seed, args.max_iter, output_dir, args.opts)
+            rows += evaluate_run(run_label(config_file), config_file, checkpoint,
                                  args.test_resolutions, args.modes, args.calibration_batches, args.opts)
         rows_per_seed.append(rows)
         write_bytes_atomically(os.path.join(args.output_dir, f"seed{seed}", "table.json"),
-                         json.dumps(rows, indent=1).encode())
+                               json.dumps(rows, indent=1).encode())
 
     summary = summarise(rows_per_seed, args.test_resolutions)
     print(f"{args.family}, seeds {args.seeds}, {args.max_iter} iterations per run:")
-    print(markdown(summary, args.test_resolutions), end="")
+    table = markdown(summary, args.test_resolutions)
+    print(table, end="")
     prefix = os.path.join(args.output_dir, "table")
-    write_bytes_atomically(prefix + ".md", markdown(summary, args.test_resolutions).encode())
+    write_bytes_atomically(prefix + ".md", table.encode())
     write_bytes_atomically(prefix + ".csv", csv_bytes(summary, args.test_resolutions))
     title = f"SAN {args.family} vs individually trained ({len(args.seeds)} seeds)"
     save_plot(summary, args.test_resolutions, title, prefix + ".png")
