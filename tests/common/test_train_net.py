@@ -19,7 +19,7 @@ from projects.common import demo, engine
 from projects.common.config import get_config, get_config_file, list_configs
 from projects.common.predictor import LazyPredictor
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(REPO, "configs/smoke/faster_rcnn_R18_FPN_synthetic.py")
 CLASSIFIER_SMOKE = os.path.join(REPO, "configs/smoke/classifier_R18_synthetic.py")
 

@@ -40,9 +40,8 @@ TINY_SPEC = SyntheticSpec(
 
 
 @pytest.fixture
-def prefix(request):
-    """A dataset name prefix unique to the test (registrations last for the whole session)."""
-    return "test_" + request.node.name.replace("[", "_").replace("]", "")
+def prefix(unique_dataset_name):
+    return unique_dataset_name
 
 
 def write_image(path, height, width):

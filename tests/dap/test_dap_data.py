@@ -17,13 +17,12 @@ from projects.common.data import get_detection_dataset_dicts  # also registers s
 from dap import transfer
 from dap.datasets import register_k_shot_dataset, register_pseudo_box_dataset, sample_k_shot
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture
-def name(request):
-    """A dataset name unique to the test (registrations last for the whole session)."""
-    return "test_dap_" + request.node.name.replace("[", "_").replace("]", "")
+def name(unique_dataset_name):
+    return unique_dataset_name
 
 
 def write_coco_json(path, categories=((1, "dog"), (2, "cat")), image_count=3):

@@ -35,7 +35,7 @@ from projects.msad.distillation import (
 )
 from projects.msad.fusion import CrossFeatureFusion
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHANNELS = 16
 NUM_CLASSES = 3
 DENSE_LEVELS = ["p3", "p4", "p5", "p6", "p7"]

@@ -15,7 +15,7 @@ from projects.common import engine
 from projects.san import experiment as san_experiment
 from projects.san import resolution_table as san_resolution_table
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASELINE = os.path.join(REPO, "configs/san/baseline_R18_synthetic_cpu_64.py")
 SAN = os.path.join(REPO, "configs/san/san_R18_synthetic_cpu.py")
 

@@ -7,11 +7,11 @@ import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 
 from projects.msad import resolution_table as msad_resolution_table
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FCOS = os.path.join(REPO, "configs/msad/synthetic_fcos_R18_FPN_cpu.py")
 TEACHER = os.path.join(REPO, "configs/msad/synthetic_fcos_teacher_cpu.py")
 STUDENT = os.path.join(REPO, "configs/msad/synthetic_fcos_student_cpu.py")
@@ -20,12 +20,8 @@ FEW_IMAGES = "synthetic_shapes_val_first4"
 
 
 @pytest.fixture(scope="module")
-def few_images():
-    if FEW_IMAGES not in DatasetCatalog.list():
-        DatasetCatalog.register(FEW_IMAGES, lambda: DatasetCatalog.get("synthetic_shapes_val")[:4])
-        MetadataCatalog.get(FEW_IMAGES).set(
-            thing_classes=MetadataCatalog.get("synthetic_shapes_val").thing_classes, evaluator_type="coco")
-    return FEW_IMAGES
+def few_images(dataset_subset):
+    return dataset_subset("synthetic_shapes_val", FEW_IMAGES, count=4)
 
 
 def save_untrained(config_file, directory):

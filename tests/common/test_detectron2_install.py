@@ -14,7 +14,7 @@ from detectron2.utils import comm
 
 from projects.common.runtime import has_c_extension
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import install_detectron2  # noqa: E402
 

@@ -14,7 +14,7 @@ from projects.common import checkpoint
 from projects.common.modeling import ImageClassifier
 from tied_conv.resnet import build_tied_resnet
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_STAGES = ("res2", "res3", "res4", "res5")
 # A narrow TiedResNet50 (2 splits of 8 channels in res2) for tests that do not need the real size.
 SMALL = dict(depth=50, splits=2, base_width=8)

@@ -17,7 +17,7 @@ from dap import register_pseudo_box_dataset
 from dap.pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
 from projects.common.engine import load_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")
 SUBSET = "dap_test_cls_subset"
 OPTIONS = PseudoBoxOptions(scales=(64, 96), resolution="image")

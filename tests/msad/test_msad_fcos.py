@@ -19,7 +19,7 @@ from configs.common.models.cpu import shrink_resnet_fpn
 from projects.common.data import DetectionDatasetMapper
 from projects.common.modeling.fcos import FCOS, FCOSHead, centerness_targets, fcos_giou_loss, level_locations
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NUM_CLASSES = 8
 
 

@@ -25,7 +25,7 @@ from projects.resnet_ws.backbones import (
 from projects.resnet_ws.classification import NeckClassifier
 from projects.resnet_ws.neck import RedundantAdaptationNeck
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_OUTPUTS = ("stem", "res2", "res3", "res4", "res5")
 PARTS = ("stem", "res2", "res3", "res4", "res5")  # freeze_at k freezes PARTS[:k]
 

@@ -15,7 +15,7 @@ from detectron2.structures import Boxes, Instances
 from dap.evaluation import DetectorAsClassifierEvaluator, summed_class_confidences
 from projects.common import engine
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs/dap/synthetic_detector_as_classifier_cpu.py")
 CLASSIFICATION_VAL = "synthetic_shapes_cls_val"  # 8 classes, 20 images each, sorted by class
 TINY_CLASSIFICATION_VAL = "dap_evaluation_test_shapes_cls_val_4"
@@ -31,15 +31,9 @@ def detections(classes, scores):
 
 
 @pytest.fixture(scope="module")
-def tiny_classification_val():
+def tiny_classification_val(dataset_subset):
     """4 images of 4 different classes of synthetic_shapes_cls_val, as a classification dataset."""
-    if TINY_CLASSIFICATION_VAL not in DatasetCatalog.list():
-        DatasetCatalog.register(TINY_CLASSIFICATION_VAL, lambda: DatasetCatalog.get(CLASSIFICATION_VAL)[::40])
-        MetadataCatalog.get(TINY_CLASSIFICATION_VAL).set(
-            thing_classes=MetadataCatalog.get(CLASSIFICATION_VAL).thing_classes,
-            evaluator_type="classification",
-        )
-    return DatasetCatalog.get(TINY_CLASSIFICATION_VAL)
+    return DatasetCatalog.get(dataset_subset(CLASSIFICATION_VAL, TINY_CLASSIFICATION_VAL, count=4, step=40))
 
 
 def test_summed_class_confidences():

@@ -12,7 +12,7 @@ from detectron2.utils.events import EventStorage
 
 from projects.common.data import DetectionDatasetMapper
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(
     os.path.relpath(path, REPO)
     for path in glob.glob(os.path.join(REPO, "configs", "**", "*.py"), recursive=True)

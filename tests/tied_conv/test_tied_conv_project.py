@@ -23,7 +23,7 @@ from tied_conv import (
     context_resnet_stages,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIED_CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs/tied_conv/*.py")))
 
 

@@ -17,7 +17,7 @@ from projects.san.data import MultiResolutionClassificationMapper, validation_re
 from projects.san.losses import scale_distillation_loss
 from projects.san.modeling import ScaleAdaptiveClassifier
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from dap.self_training import (
 from projects.common.data import DetectionDatasetMapper
 from projects.common import engine
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = os.path.join(REPO, "configs/smoke/faster_rcnn_R18_FPN_synthetic.py")
 TINY_DATASET = "dap_self_training_test_shapes_val_5"
 NUM_CLASSES = 8
@@ -63,12 +63,9 @@ def faster_rcnn():
 
 
 @pytest.fixture(scope="module")
-def tiny_dataset():
+def tiny_dataset(dataset_subset):
     """The first 5 images of synthetic_shapes_val (their ground truth must be ignored)."""
-    if TINY_DATASET not in DatasetCatalog.list():
-        DatasetCatalog.register(TINY_DATASET, lambda: DatasetCatalog.get("synthetic_shapes_val")[:5])
-        MetadataCatalog.get(TINY_DATASET).set(thing_classes=MetadataCatalog.get("synthetic_shapes_val").thing_classes)
-    return DatasetCatalog.get(TINY_DATASET)
+    return DatasetCatalog.get(dataset_subset("synthetic_shapes_val", TINY_DATASET, count=5))
 
 
 def load_image(record, augmentations=()):

@@ -17,7 +17,7 @@ from detectron2.data.samplers import TrainingSampler
 from projects.common.data.resumable import ResumableTrainLoader
 from projects.common.engine import TrainingCheckpointer, preserved_random_states
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SMOKE = "smoke/faster_rcnn_R18_FPN_synthetic.py"
 
 

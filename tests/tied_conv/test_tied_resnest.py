@@ -22,7 +22,7 @@ from tied_conv.resnest import (
     build_tied_resnest,
 )
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_STAGES = ("res2", "res3", "res4", "res5")
 # (parameters, GFLOPs) of the benchmark's classification models at 224x224, per RESNEST_ROWS name
 PINNED_COUNTS = {

@@ -13,7 +13,7 @@ from projects.common import engine
 from projects.common.metrics import last_evaluation
 from projects.resnet_ws import WeaklySupervisedRCNNWithTTA
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OICR = os.path.join(REPO, "configs/resnet_ws/synthetic_oicr_R18_WS_cpu.py")
 FEW_IMAGES = 8
 
