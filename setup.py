@@ -48,6 +48,8 @@ setup(
         "omegaconf>=2.1",
         "hydra-core>=1.1",
         "pycocotools>=2.0.2",
+        "faster-coco-eval>=1.8,<2",  # fast COCO evaluation where detectron2 has no C++ extension
+        "shapely>=1.8",  # detectron2's crop of polygon annotations
         "numpy>=1.23",
         "scipy>=1.9",  # MCG / Selective Search .mat proposal files (projects/resnet_ws)
         "matplotlib>=3.5",
@@ -62,6 +64,7 @@ setup(
         "console_scripts": [
             "d2c-train=projects.common.engine:run",
             "d2c-demo=projects.common.demo:main",
+            "d2c-export=projects.common.export:main",
             "d2c-pseudo-boxes=dap.generate_pseudo_boxes:main",
             "d2c-proposals=projects.resnet_ws.proposals:main",
             "d2c-convert-checkpoint=projects.common.checkpoint:main",

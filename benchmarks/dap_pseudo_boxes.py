@@ -1,37 +1,44 @@
 """DAP paper, step 2, on this machine: speed and behaviour of CAM pseudo-box generation.
 
 On N images of a classification dataset spread over its classes (default: all 160 of the
-synthetic val split) with a trained classifier, the CAMs are computed once and cached in memory, then:
+synthetic val split) with a trained classifier; times from benchmarks/timing.py (variants
+interleaved, process CPU time on the CPU, median of the repeats):
 
-(a) throughput in images/s of the network forward (``ClassActivationMapper``: resizing, backbone
-    at every scale and its mirror, CAM) and of the box extraction (``boxes_from_cam``);
-(b) ``boxes_from_cam`` against ``reference_boxes_from_cam``, a straightforward re-implementation
-    of the procedure (pure-Python flood-fill labelling, one loop per component for the moments,
-    pure-Python NMS) on the same CAMs: time per image and agreement of the box sets;
-(c) the paper's Table A1 (single thresholds and Multi, NMS IoU 0.8) and Table A2 (Multi, NMS IoU
+(a) the network forward (``ClassActivationMapper``: resizing, backbone at every scale and its
+    mirror, CAM) in the default memory format and in channels_last (the mapper's default), with
+    the agreement of their boxes, and the box extraction (``boxes_from_cam``) as a share of it;
+(b) ``boxes_from_cam`` on the same CAMs against ``plain_loop_boxes_from_cam`` (the procedure as
+    one writes it with SciPy labelling and a NumPy loop per component, the peer to beat) and
+    ``reference_boxes_from_cam`` (pure-Python flood fill, per-component loops, pure-Python NMS):
+    time per image and agreement of the box sets;
+(c) the worst case: checkerboard maps, every other pixel its own component at every threshold;
+(d) the paper's Table A1 (single thresholds and Multi, NMS IoU 0.8) and Table A2 (Multi, NMS IoU
     0.5 .. 1.0 = no NMS) on our data: boxes per image, mean box size (image pixels) and, when the
     dataset has real boxes, how well the pseudo boxes find those of the labelled class.
 
 Image reading is not timed. Prints markdown tables and writes them with a plot to --output-dir.
 
     python -m benchmarks.dap_pseudo_boxes [--num-images 160] [--config-file ... --weights ...] \\
-        [--output-dir output/dap/benchmarks] [pseudo-box options of dap.generate_pseudo_boxes]
+        [--repeats 3 --threads 1] [--output-dir output/dap/benchmarks] [pseudo-box options of dap.generate_pseudo_boxes]
 """
 import argparse
 import collections
 import dataclasses
 import os
-import time
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
 from tabulate import tabulate
 
+from scipy import ndimage
+
 from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, pairwise_iou
 
+from benchmarks.timing import describe, interleaved, use_threads
 from dap.boxes import boxes_from_cam
+from dap.cam import ClassActivationMapper
 from dap.pseudo_boxes import LabelledImageReader, add_pseudo_box_arguments, load_classifier, options_from_args
 from dap.statistics import localisation_quality, pseudo_box_statistics
 from dap.visualize import sample_across_classes
@@ -49,7 +56,7 @@ SAME_BOX_TOLERANCE = 1e-6  # pixels: boxes closer than this in every coordinate 
 
 
 # ---------------------------------------------------------------------------------------------
-# Reference box extraction
+# Other box extractions: the pure-Python reference and the plain SciPy/NumPy loop (the peer)
 
 
 def reference_boxes_from_cam(
@@ -155,6 +162,68 @@ def _iou(a: List[float], b: List[float]) -> float:
     return overlap / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - overlap)
 
 
+_STRUCTURES = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binary_structure(2, 2)}
+
+
+def plain_loop_boxes_from_cam(cam, thresholds=(0.2, 0.3, 0.4, 0.5), nms_iou=0.8, min_area_ratio=0.5, *,
+                              normalize=True, to_image=None, connectivity=4, component_area="pixels",
+                              weighting="cam", max_components_per_threshold=0):
+    """``boxes_from_cam`` as one writes it with SciPy and NumPy without tuning it, the peer the
+    benchmark times ours against: ``scipy.ndimage.label`` per threshold, a mask and the moments
+    per component on its bounding slice, NMS box by box against the kept ones. Same arguments,
+    same boxes."""
+    cam = np.asarray(cam, dtype=np.float64)
+    if normalize:
+        low, high = cam.min(), cam.max()
+        if not high > low:
+            return np.zeros((0, 4))
+        cam = (cam - low) / (high - low)
+    boxes = []
+    for tau in thresholds:
+        labels, count = ndimage.label(cam > tau, structure=_STRUCTURES[connectivity])
+        slices = ndimage.find_objects(labels)
+        if component_area == "pixels":
+            areas = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
+        else:
+            areas = np.array([(s[0].stop - s[0].start) * (s[1].stop - s[1].start) for s in slices], dtype=np.float64)
+        order = np.argsort(-areas, kind="stable")
+        kept = [index for index in order if areas[index] >= min_area_ratio * areas[order[0]]]
+        if max_components_per_threshold:
+            kept = kept[:max_components_per_threshold]
+        for index in kept:
+            rows, columns = slices[index]
+            in_component = labels[rows, columns] == index + 1
+            weights = cam[rows, columns] * in_component if weighting == "cam" else in_component.astype(np.float64)
+            total = weights.sum()
+            xs = np.arange(columns.start, columns.stop) + 0.5
+            ys = np.arange(rows.start, rows.stop) + 0.5
+            column_mass, row_mass = weights.sum(axis=0), weights.sum(axis=1)
+            x_mean, y_mean = column_mass @ xs / total, row_mass @ ys / total
+            half_width = np.sqrt(12.0 * (column_mass @ (xs - x_mean) ** 2 / total + 1.0 / 12.0)) / 2
+            half_height = np.sqrt(12.0 * (row_mass @ (ys - y_mean) ** 2 / total + 1.0 / 12.0)) / 2
+            boxes.append([x_mean - half_width, y_mean - half_height, x_mean + half_width, y_mean + half_height])
+    if not boxes:
+        return np.zeros((0, 4))
+    boxes = np.array(boxes)
+    height, width = cam.shape
+    boxes = to_image(boxes) if to_image is not None else np.clip(boxes, 0.0, [width, height, width, height])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    order = np.argsort(-areas, kind="stable")
+    if nms_iou >= 1.0:
+        return boxes[order]
+    kept = []
+    for index in order:
+        if kept:
+            others = boxes[kept]
+            width = np.minimum(others[:, 2], boxes[index, 2]) - np.maximum(others[:, 0], boxes[index, 0])
+            height = np.minimum(others[:, 3], boxes[index, 3]) - np.maximum(others[:, 1], boxes[index, 1])
+            intersection = np.clip(width, 0, None) * np.clip(height, 0, None)
+            if (intersection / (areas[kept] + areas[index] - intersection) > nms_iou).any():
+                continue
+        kept.append(index)
+    return boxes[kept]
+
+
 def compare_box_sets(ours: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> Dict[str, float]:
     """
     Agreement of two box lists (one (N, 4) array per image): the fraction of images whose sets
@@ -195,20 +264,49 @@ def _match_by_iou(a: np.ndarray, b: np.ndarray) -> List[tuple]:
 # Measurements
 
 
-def compute_cams(model, inputs: List[dict], options, batch_size: int):
-    """(CAMs of ``inputs``, seconds of the forward passes), after one untimed warm-up batch."""
-    mapper = options.cam_mapper(model)
-    mapper(inputs[:batch_size])
-    start = time.perf_counter()
-    cams = [cam for first in range(0, len(inputs), batch_size) for cam in mapper(inputs[first : first + batch_size])]
-    return cams, time.perf_counter() - start
+def cam_forwards(model, inputs: List[dict], options, batch_size: int, repeats: int):
+    """({layout: CAMs of ``inputs``}, {layout: Timing of one pass over them}): the mapper's
+    forward with the backbone's batch in the default layout and in channels_last, interleaved."""
+    cams, mappers = {}, {}
+    for layout, channels_last in (("default", False), ("channels_last", True)):
+        mappers[layout] = ClassActivationMapper(model, scales=options.scales, flip=options.flip,
+                                                resolution=options.resolution, cell_origin=options.cell_origin,
+                                                channels_last=channels_last)
+
+    def forward(layout):
+        def run():
+            mapper = mappers[layout]
+            cams[layout] = [cam for first in range(0, len(inputs), batch_size)
+                            for cam in mapper(inputs[first : first + batch_size])]
+        return run
+
+    return cams, interleaved({layout: forward(layout) for layout in mappers}, repeats)
 
 
-def extract_boxes(extractor: Callable, cams, box_arguments: dict):
-    """(boxes in CAM pixels per image, seconds) of one box extraction over the cached CAMs."""
-    start = time.perf_counter()
-    boxes = [extractor(cam.cam, **box_arguments) for cam in cams]
-    return boxes, time.perf_counter() - start
+def box_extractions(extractors: Dict[str, Callable], cams, box_arguments: dict, repeats: int):
+    """({name: boxes in CAM pixels per image}, {name: Timing of one pass over ``cams``})."""
+    boxes = {}
+
+    def extraction(name):
+        def run():
+            boxes[name] = [extractors[name](cam.cam, **box_arguments) for cam in cams]
+        return run
+
+    return boxes, interleaved({name: extraction(name) for name in extractors}, repeats)
+
+
+def checkerboard(size: int) -> np.ndarray:
+    """The worst case of the labelling and the NMS: every other pixel a one-pixel component."""
+    return (np.indices((size, size)).sum(axis=0) % 2).astype(np.float64)
+
+
+def worst_case_rows(sizes: Sequence[int], box_arguments: dict, repeats: int) -> List[list]:
+    """Rows (map, components per threshold, boxes, ms) of ``boxes_from_cam`` on checkerboards."""
+    cams = {size: checkerboard(size) for size in sizes}
+    times = interleaved({size: (lambda cam=cam: boxes_from_cam(cam, **box_arguments)) for size, cam in cams.items()},
+                        repeats)
+    return [[f"{size}x{size} checkerboard", size * size // 2, len(boxes_from_cam(cams[size], **box_arguments)),
+             times[size].ms] for size in sizes]
 
 
 def sweep_row(cams, dataset_dicts, box_arguments: dict) -> Dict[str, float]:
@@ -293,9 +391,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                                      epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default=CONFIG_FILE, help="LazyConfig of the classifier")
     parser.add_argument("--weights", default=WEIGHTS, help="classifier checkpoint")
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="run even if --weights leaves parameters of the classifier unloaded")
     parser.add_argument("--dataset", default=DATASET, help="registered classification dataset")
     parser.add_argument("--num-images", type=int, default=160, help="images, spread over the classes")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes of every variant")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--worst-case-sizes", type=int, nargs="*", default=[128, 256],
+                        help="sides of the checkerboard maps of table (c)")
     parser.add_argument("--output-dir", default="output/dap/benchmarks", help="where the .md and .png go")
     add_pseudo_box_arguments(parser)
     parser.set_defaults(scales=[128, 256], resolution="image")  # the synthetic 128 px images
@@ -312,7 +416,7 @@ def main(argv=None) -> Dict:
             f"--config-file {args.config_file}` or pass --weights"
         )
     options = options_from_args(args)
-    model = load_classifier(args.config_file, args.weights, args.opts)
+    model = load_classifier(args.config_file, args.weights, args.opts, args.allow_partial_weights)
     check_dataset_available(args.dataset)
     all_dicts = DatasetCatalog.get(args.dataset)
     indices = sample_across_classes(all_dicts, min(args.num_images, len(all_dicts)), seed=0)
@@ -321,41 +425,59 @@ def main(argv=None) -> Dict:
     inputs = [reader[position][1] for position in range(len(reader))]
     count = len(inputs)
 
-    cams, forward_seconds = compute_cams(model, inputs, options, args.batch_size)
+    use_threads(args.threads)
+    layout_cams, forward_times = cam_forwards(model, inputs, options, args.batch_size, args.repeats)
+    cams = layout_cams["channels_last"]
     box_arguments = options.box_arguments()
-    our_boxes, our_seconds = extract_boxes(boxes_from_cam, cams, box_arguments)
-    reference_boxes, reference_seconds = extract_boxes(reference_boxes_from_cam, cams, box_arguments)
-    agreement = compare_box_sets(our_boxes, reference_boxes)
+    boxes, extraction_times = box_extractions(
+        {"ours": boxes_from_cam, "plain": plain_loop_boxes_from_cam, "reference": reference_boxes_from_cam},
+        cams, box_arguments, args.repeats,
+    )
+    default_layout_boxes = [boxes_from_cam(cam.cam, **box_arguments) for cam in layout_cams["default"]]
+    agreements = {
+        "reference": compare_box_sets(boxes["ours"], boxes["reference"]),
+        "plain": compare_box_sets(boxes["ours"], boxes["plain"]),
+        "layout": compare_box_sets(boxes["ours"], default_layout_boxes),
+    }
+    worst_cases = worst_case_rows(args.worst_case_sizes, box_arguments, args.repeats)
     thresholds = threshold_sweep(cams, dataset_dicts, options)
     nms = nms_sweep(cams, dataset_dicts, options)
 
     cam_shapes = collections.Counter(cam.cam.shape for cam in cams).most_common(1)[0][0]
     setting = (f"{count} images of {args.dataset}, CAM scales {'/'.join(map(str, options.scales))}, flip "
-               f"{options.flip}, resolution {options.resolution} (CAM {cam_shapes[0]}x{cam_shapes[1]}), "
-               f"{torch.get_num_threads()} CPU threads, torch {torch.__version__}")
+               f"{options.flip}, resolution {options.resolution} (CAM {cam_shapes[0]}x{cam_shapes[1]}); "
+               f"{describe(args.repeats)}")
     options_text = ", ".join(f"{key} {value}" for key, value in dataclasses.asdict(options).items())
+    per_image = {name: 1000 * timing.median / count for name, timing in {**forward_times, **extraction_times}.items()}
+    agreement_header = ["ours vs", "images with the same box set", "mean IoU of matched boxes", "unmatched boxes",
+                        "largest coordinate difference (CAM px)"]
     text = "\n\n".join([
         f"Setting: {setting}.\nOptions: {options_text}.",
-        "(a) Throughput (image reading not timed):",
+        "(a) CAM forward and box extraction, ms per image (image reading not timed):",
         tabulate([
-            [stage, seconds, count / seconds, 1000 * seconds / count] for stage, seconds in (
-                ("network forward (ClassActivationMapper)", forward_seconds),
-                ("box extraction (boxes_from_cam)", our_seconds),
-                ("both", forward_seconds + our_seconds),
-            )
-        ], headers=["stage", "seconds", "images/s", "ms/image"], tablefmt="github", floatfmt=("", ".2f", ".1f", ".2f")),
-        "(b) Box extraction, ours vs the flood-fill reference on the same CAMs:",
+            ["network forward, default layout", per_image["default"], 1.0],
+            ["network forward, channels_last (ClassActivationMapper's default)", per_image["channels_last"],
+             per_image["default"] / per_image["channels_last"]],
+            ["box extraction (boxes_from_cam)", per_image["ours"], None],
+        ], headers=["stage", "ms/image", "speed-up"], tablefmt="github", floatfmt=("", ".2f", ".2f"),
+           missingval="-"),
+        f"Box extraction / channels_last forward: {100 * per_image['ours'] / per_image['channels_last']:.1f} %.",
+        "(b) Box extraction on the same CAMs:",
         tabulate([
-            ["boxes_from_cam (OpenCV labelling, NumPy moments)", 1000 * our_seconds / count, 1.0],
-            ["reference (Python flood fill, per-component loops)", 1000 * reference_seconds / count,
-             reference_seconds / our_seconds],
-        ], headers=["implementation", "ms/image", "time / ours"], tablefmt="github", floatfmt=("", ".2f", ".1f")),
-        tabulate([[f"{100 * agreement['same_box_sets']:.1f}%", agreement["mean_matched_iou"],
-                   agreement["unmatched_boxes"], agreement["largest_coordinate_difference"]]],
-                 headers=["images with the same box set", "mean IoU of matched boxes", "unmatched boxes",
-                          "largest coordinate difference (CAM px)"],
-                 tablefmt="github", floatfmt=("", ".6f", "", ".2e")),
-        f"(c) Paper Table A1 on our data (NMS IoU {options.nms_iou:g}):",
+            ["boxes_from_cam (one labelling per threshold, moments at once, near-linear NMS)", per_image["ours"], 1.0],
+            ["plain loop (SciPy labelling, NumPy per component)", per_image["plain"], per_image["plain"] / per_image["ours"]],
+            ["reference (Python flood fill, per-component loops)", per_image["reference"],
+             per_image["reference"] / per_image["ours"]],
+        ], headers=["implementation", "ms/image", "time / ours"], tablefmt="github", floatfmt=("", ".3f", ".2f")),
+        tabulate([[name, f"{100 * agreement['same_box_sets']:.1f}%", agreement["mean_matched_iou"],
+                   agreement["unmatched_boxes"], agreement["largest_coordinate_difference"]]
+                  for name, agreement in (("reference", agreements["reference"]), ("plain loop", agreements["plain"]),
+                                          ("ours on default-layout CAMs", agreements["layout"]))],
+                 headers=agreement_header, tablefmt="github", floatfmt=("", "", ".6f", "", ".2e")),
+        "(c) Worst case, boxes_from_cam with the options above:",
+        tabulate(worst_cases, headers=["map", "components per threshold", "boxes", "ms"], tablefmt="github",
+                 floatfmt=("", "", "", ".1f")),
+        f"(d) Paper Table A1 on our data (NMS IoU {options.nms_iou:g}):",
         sweep_table("CAM threshold", thresholds, PAPER_BOXES_PER_IMAGE_BY_THRESHOLD),
         "Paper Table A2 on our data (all thresholds):",
         sweep_table("NMS IoU", nms, PAPER_BOXES_PER_IMAGE_BY_NMS_IOU),
@@ -369,10 +491,11 @@ def main(argv=None) -> Dict:
          f"DAP pseudo boxes, paper Tables A1/A2 on {count} images of {args.dataset}")
     return {
         "images": count,
-        "forward_seconds": forward_seconds,
-        "extraction_seconds": our_seconds,
-        "reference_seconds": reference_seconds,
-        "agreement": agreement,
+        "ms_per_image": per_image,
+        "agreement": agreements["reference"],
+        "plain_agreement": agreements["plain"],
+        "layout_agreement": agreements["layout"],
+        "worst_cases": worst_cases,
         "thresholds": thresholds,
         "nms": nms,
     }

@@ -17,8 +17,14 @@ image is random noise with short side 600 (the paper's setting; long side 800 at
 4:3 aspect), the proposals random boxes inside it (corners sorted uniform, so their sides
 average a third of the image's), two image-level classes.
 
-Time: median over ``--repeats`` iterations after ``--warmup`` ones. Memory, per configuration
-(model, number of proposals) in a fresh (spawned) process so that no
+Time (benchmarks/timing.py): both detectors built in one fresh process, their iterations
+interleaved, process CPU time on the CPU (wall time on CUDA), median over ``--repeats`` after
+``--warmup``; the same run times the parts of each iteration by forward hooks (backbone, RoI
+pooling, neck; the head's losses are the rest of the forward; backward + SGD step the rest of the
+iteration) and counts the forward FLOPs of the backbone and the neck (fvcore, one multiply-add =
+one FLOP), the table that explains where each detector's time goes.
+
+Memory, per configuration (model, number of proposals) in a fresh (spawned) process so that no
 other configuration's allocations are counted:
 
 * CPU (Linux): before each timed iteration the process's freed heap is handed back to the OS
@@ -33,12 +39,14 @@ other configuration's allocations are counted:
   context that the paper's nvidia-smi figures include.
 
 Memory is in MiB (2^20 bytes); iteration peak is the maximum over the timed iterations. On one
-shared CPU core a ResNet101 iteration takes 35-50 s at 1000-2000 proposals, so the default run
-(4 counts x 2 models x 4 iterations) takes about half an hour; ``--warmup 1 --repeats 1`` halves it.
+CPU thread a ResNet101 iteration takes 30-140 s at 1000-4000 proposals, so the default run
+(4 counts x 2 models x (memory + timing) x 4 iterations) takes hours; ``--warmup 1 --repeats 1``
+or ``--width 0.25`` (every channel count a quarter: FLOPs a sixteenth, in the same proportions)
+for quicker runs.
 
     python -m benchmarks.resnet_ws_cost                       # R101, 1000..4000 proposals, 600 px
     python -m benchmarks.resnet_ws_cost --depth 18 --width 0.25 --short-side 256 \
-        --proposals 250 500 --repeats 1 [--markdown out.md] [--plot out.png]
+        --proposals 250 500 --repeats 1 [--threads 1] [--markdown out.md] [--plot out.png]
 """
 import argparse
 import ctypes
@@ -46,13 +54,13 @@ import gc
 import multiprocessing
 import os
 import runpy
-import statistics
-import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Dict, List, NamedTuple
 
 import torch
+from fvcore.nn import FlopCountAnalysis
 from tabulate import tabulate
 
 from detectron2.config import LazyCall as L
@@ -60,6 +68,7 @@ from detectron2.config import instantiate
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
+from benchmarks.timing import PartTimes, describe, interleaved, use_threads
 from projects.common.io import save_figure_atomically, write_bytes_atomically
 from projects.resnet_ws.meta_arch import WeaklySupervisedRCNN
 
@@ -75,9 +84,12 @@ MIB = 2**20
 
 
 class Measurement(NamedTuple):
-    seconds: float  # median s / iteration
     iteration_peak_mib: float  # peak memory beyond what was in use before the iteration
     process_peak_mib: float  # peak RSS of the process (CPU) or allocated tensors (CUDA)
+
+
+# the timed parts of an iteration: forward hooks on these attributes of the model ("forward": the model)
+TIMED_PARTS = {"forward": None, "backbone": "backbone", "RoI pooling": "pooler", "neck": "neck"}
 
 
 def detector_label(detector: str, depth: int) -> str:
@@ -168,14 +180,10 @@ def _proc_status_bytes(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field} line")
 
 
-def measure(detector: str, depth: int, width: float, num_proposals: int, short_side: int, aspect: float,
-            warmup: int, repeats: int, device: str, seed: int = 0) -> Measurement:
-    """Time and memory of training iterations of one detector on one random input (see the
-    module docstring); run it in a fresh process (``measure_in_fresh_process``)."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+def training_iteration(detector: str, depth: int, width: float, num_proposals: int, short_side: int,
+                       aspect: float, device: torch.device, seed: int = 0):
+    """(model, its input, a function running one training iteration: forward, backward, SGD step)."""
     torch.manual_seed(seed)
-    device = torch.device(device)
     model = instantiate(detector_config(detector, depth, width)).to(device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     # LR 0: the step costs the same, and random inputs cannot make the weights diverge between iterations
@@ -188,53 +196,118 @@ def measure(detector: str, depth: int, width: float, num_proposals: int, short_s
         sum(losses.values()).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)  # gradients are the iteration's memory, not the baseline's
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
 
-    seconds, iteration_peaks, process_peaks = [], [], []
+    return model, inputs, iteration
+
+
+def measure(detector: str, depth: int, width: float, num_proposals: int, short_side: int, aspect: float,
+            warmup: int, repeats: int, device: str, seed: int = 0) -> Measurement:
+    """Memory of training iterations of one detector on one random input (see the module
+    docstring); run it in a fresh process (``in_fresh_process``)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    device = torch.device(device)
+    _, _, iteration = training_iteration(detector, depth, width, num_proposals, short_side, aspect, device, seed)
+    iteration_peaks, process_peaks = [], []
     with EventStorage(0):
         for _ in range(warmup):
             iteration()
         for _ in range(repeats):
             in_use = memory_in_use(device)
-            start = time.perf_counter()
             iteration()
-            seconds.append(time.perf_counter() - start)
             peak = peak_memory(device)
             iteration_peaks.append(peak - in_use)
             process_peaks.append(peak)
-    return Measurement(statistics.median(seconds), max(iteration_peaks) / MIB, max(process_peaks) / MIB)
+    return Measurement(max(iteration_peaks) / MIB, max(process_peaks) / MIB)
 
 
-def measure_in_fresh_process(detector: str, depth: int, width: float, num_proposals: int, short_side: int,
-                             aspect: float, warmup: int, repeats: int, device: str) -> Measurement:
-    """``measure`` in a new, spawned process (a forked one can hang in OpenMP after the parent used
-    several threads, and cannot run CUDA)."""
-    arguments = (detector, depth, width, num_proposals, short_side, aspect, warmup, repeats, device)
+def forward_gflops(module: torch.nn.Module, args: tuple) -> float:
+    """fvcore's FLOPs of ``module(*args)`` (one multiply-add = one FLOP)."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counter = FlopCountAnalysis(module, args).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return counter.total() / 1e9
+
+
+def time_and_profile(depth: int, width: float, num_proposals: int, short_side: int, aspect: float, warmup: int,
+                     repeats: int, device: str, threads: int) -> Dict[str, dict]:
+    """Both detectors' iterations interleaved in this process: per detector the median seconds of
+    an iteration, of its parts (``TIMED_PARTS``, then "head losses" and "backward + SGD step" as
+    the rests) and the forward GFLOPs of its backbone and neck. Run it in a fresh process."""
+    use_threads(threads)
+    device = torch.device(device)
+    built = {detector: training_iteration(detector, depth, width, num_proposals, short_side, aspect, device)
+             for detector in DETECTORS}
+    parts, captured = {}, {}
+    for detector, (model, _, _) in built.items():
+        parts[detector] = PartTimes({name: [model if attribute is None else getattr(model, attribute)]
+                                     for name, attribute in TIMED_PARTS.items()}, device)
+        for name in ("backbone", "neck"):  # their first call's inputs, for the FLOP count
+            getattr(model, name).register_forward_pre_hook(
+                lambda module, args, key=(detector, name): captured.setdefault(key, tuple(a.detach() for a in args)))
+
+    def timed(detector):
+        def run():
+            with parts[detector].call():
+                built[detector][2]()
+        return run
+
+    with EventStorage(0):
+        times = interleaved({detector: timed(detector) for detector in DETECTORS}, repeats, warmup, device)
+    profile = {}
+    for detector, (model, _, _) in built.items():
+        seconds = {name: parts[detector].median(name, skip=warmup) for name in TIMED_PARTS}
+        seconds["head losses"] = seconds["forward"] - seconds["backbone"] - seconds["RoI pooling"] - seconds["neck"]
+        seconds["backward + SGD step"] = times[detector].median - seconds.pop("forward")
+        gflops = {name: forward_gflops(getattr(model, name), captured[(detector, name)]) for name in ("backbone", "neck")}
+        profile[detector] = {"seconds": times[detector].median, "parts": seconds, "gflops": gflops}
+    return profile
+
+
+def in_fresh_process(function, *arguments, description: str):
+    """``function(*arguments)`` in a new, spawned process (a forked one can hang in OpenMP after
+    the parent used several threads, and cannot run CUDA)."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as executor:
         try:
-            return executor.submit(measure, *arguments).result()
+            return executor.submit(function, *arguments).result()
         except BrokenProcessPool as error:
             raise RuntimeError(
-                f"the process measuring {detector_label(detector, depth)} with {num_proposals} proposals "
-                "died, most likely killed for lack of memory: use fewer --proposals, a smaller "
-                "--short-side or --width"
+                f"the process {description} died, most likely killed for lack of memory: use fewer "
+                "--proposals, a smaller --short-side or --width"
             ) from error
 
 
 def cost_rows(depth: int, width: float, proposal_counts: List[int], short_side: int, aspect: float,
-              warmup: int, repeats: int, device: str) -> List[list]:
-    """Rows (proposals, model, s/iter, iteration peak MiB, process peak MiB), each measured in
-    its own process; printed as they come, since the full-size runs are long."""
-    rows = []
+              warmup: int, repeats: int, device: str, threads: int):
+    """(rows (proposals, model, s/iter, iteration peak MiB, process peak MiB), {proposals: profile}):
+    per proposal count one process timing both detectors and one per detector measuring memory;
+    rows are printed as they come, since the full-size runs are long."""
+    rows, profiles = [], {}
     for num_proposals in proposal_counts:
+        profile = in_fresh_process(time_and_profile, depth, width, num_proposals, short_side, aspect, warmup,
+                                   repeats, device, threads, description=f"timing {num_proposals} proposals")
+        profiles[num_proposals] = profile
         for detector in DETECTORS:
-            measured = measure_in_fresh_process(detector, depth, width, num_proposals, short_side, aspect,
-                                                warmup, repeats, device)
-            rows.append([num_proposals, detector_label(detector, depth), *measured])
-            print(f"{num_proposals} proposals, {rows[-1][1]}: {measured.seconds:.2f} s/iter, "
-                  f"iteration peak {measured.iteration_peak_mib:.0f} MiB", flush=True)
-    return rows
+            memory = in_fresh_process(measure, detector, depth, width, num_proposals, short_side, aspect, warmup,
+                                      repeats, device, description=f"measuring {detector_label(detector, depth)} "
+                                      f"with {num_proposals} proposals")
+            rows.append([num_proposals, detector_label(detector, depth), profile[detector]["seconds"], *memory])
+            print(f"{num_proposals} proposals, {rows[-1][1]}: {rows[-1][2]:.2f} s/iter, "
+                  f"iteration peak {memory.iteration_peak_mib:.0f} MiB", flush=True)
+    return rows, profiles
+
+
+def profile_table(profiles: Dict[int, dict], depth: int) -> str:
+    """Per proposal count and detector: seconds of each part of an iteration and forward GFLOPs."""
+    part_names = list(next(iter(next(iter(profiles.values())).values()))["parts"])
+    rows = []
+    for num_proposals, profile in profiles.items():
+        for detector, measured in profile.items():
+            rows.append([num_proposals, detector_label(detector, depth), measured["seconds"],
+                         *(measured["parts"][name] for name in part_names),
+                         measured["gflops"]["backbone"], measured["gflops"]["neck"]])
+    header = ["proposals", "model", "s/iter"] + [f"{name} s" for name in part_names] + ["backbone GFLOPs", "neck GFLOPs"]
+    return tabulate(rows, headers=header, tablefmt="github", floatfmt=".2f")
 
 
 def cost_table(rows) -> str:
@@ -274,18 +347,19 @@ def main(argv=None):
     parser.add_argument("--aspect", type=float, default=4 / 3, help="width / height of the image")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of the timing processes")
     parser.add_argument("--markdown", help="also write the table to this markdown file")
     parser.add_argument("--plot", default="output/resnet_ws/training_cost_vs_proposals.png",
                         help="PNG of time and memory versus proposals")
     args = parser.parse_args(argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = cost_rows(args.depth, args.width, args.proposals, args.short_side, args.aspect,
-                     args.warmup, args.repeats, device)
+    rows, profiles = cost_rows(args.depth, args.width, args.proposals, args.short_side, args.aspect,
+                               args.warmup, args.repeats, device, args.threads)
     height, width = args.short_side, int(round(args.short_side * args.aspect))
-    threads = f", {torch.get_num_threads()} CPU threads" if device == "cpu" else ""
-    setting = (f"{device}{threads}, torch {torch.__version__}, depth {args.depth}, width x{args.width:g}, "
-               f"{height}x{width} image, {HEAD_TYPE}, median of {args.repeats} after {args.warmup} warm-up")
-    text = f"ResNet-WS training cost per iteration ({setting}):\n\n{cost_table(rows)}"
+    setting = (f"depth {args.depth}, width x{args.width:g}, {height}x{width} image, {HEAD_TYPE}, "
+               f"{args.warmup} warm-up; time: {describe(args.repeats, device, args.threads)}")
+    text = (f"ResNet-WS training cost per iteration ({setting}):\n\n{cost_table(rows)}\n\n"
+            f"Where the time of an iteration goes (seconds; forward GFLOPs):\n\n{profile_table(profiles, args.depth)}")
     print(text)
     if args.markdown:
         write_bytes_atomically(args.markdown, (text + "\n").encode())

@@ -95,6 +95,10 @@ class ClassActivationMapper:
             than a feature cell on small images.
         cell_origin: input position of the centre of feature cell 0 (see the module docstring);
             0.5 for ResNets.
+        channels_last: feed the backbone its batch in the channels_last memory format (the
+            default): on CPU the stem's max pooling runs 4x faster in it and the convolutions
+            1.1x, the whole CAM forward 1.14x (``benchmarks.dap_pseudo_boxes``); the maps equal
+            the default layout's to float rounding (relative 1e-6) and give the same boxes.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class ClassActivationMapper:
         flip: bool = True,
         resolution: str = "feature",
         cell_origin: float = RESNET_CELL_ORIGIN,
+        channels_last: bool = True,
     ):
         for attribute in ("backbone", "in_feature", "fc", "pixel_mean", "pixel_std"):
             if not hasattr(model, attribute):
@@ -120,6 +125,7 @@ class ClassActivationMapper:
         self.flip = flip
         self.resolution = resolution
         self.cell_origin = float(cell_origin)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.stride = model.backbone.output_shape()[model.in_feature].stride
 
     @torch.no_grad()
@@ -179,7 +185,7 @@ class ClassActivationMapper:
     def _features(self, images: List[torch.Tensor]) -> torch.Tensor:
         """The classifier's normalisation, zero padding (= the mean pixel) bottom/right to the stride."""
         batch = normalize_and_pad(images, self.model.pixel_mean, self.model.pixel_std, self.stride)
-        return self.model.backbone(batch.tensor)[self.model.in_feature]
+        return self.model.backbone(batch.tensor.contiguous(memory_format=self.memory_format))[self.model.in_feature]
 
     def _combine(self, views_per_scale: List[List[_View]], image_size) -> ClassActivationMap:
         """Resample every view at common points of the image and average (see the module docstring)."""

@@ -18,7 +18,6 @@ any brought in by other classes' images (``images_per_class`` in the split file 
 counts). A class with fewer than k images takes all it has, with a logged warning.
 """
 import functools
-import json
 import logging
 import numbers
 import os
@@ -30,7 +29,7 @@ import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json
 
-from projects.common.io import write_json_atomically
+from projects.common.io import read_json, write_json_atomically
 
 __all__ = ["register_k_shot_dataset", "register_k_shot_datasets", "register_pseudo_box_dataset", "sample_k_shot"]
 
@@ -58,8 +57,7 @@ _K_SHOT_DATASETS: Dict[str, Tuple] = {}  # name -> registration arguments
 
 def _json_category_names(json_file: str) -> List[str]:
     """Category names of a COCO JSON in id order (the contiguous ids ``load_coco_json`` assigns)."""
-    with open(json_file) as f:
-        coco = json.load(f)
+    coco = read_json(json_file)
     if not coco.get("categories"):
         raise ValueError(f"{json_file} has no 'categories': it is not a COCO detection JSON of {PSEUDO_BOX_COMMAND}")
     return [category["name"] for category in sorted(coco["categories"], key=lambda category: category["id"])]
@@ -193,8 +191,7 @@ def _images_per_class(dataset_dicts: Sequence[dict], image_ids, thing_classes: S
 
 
 def _read_split(split_file: str, base_name: str, k: int, seed: int) -> dict:
-    with open(split_file) as f:
-        split = json.load(f)
+    split = read_json(split_file)
     saved = {key: split.get(key) for key in ("base", "k", "seed")}
     expected = {"base": base_name, "k": k, "seed": seed}
     if saved != expected:

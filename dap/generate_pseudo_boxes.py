@@ -27,6 +27,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from projects.common.config import resolve_config_file
+from projects.common.io import file_sha256
 
 from .pseudo_boxes import add_pseudo_box_arguments, generate_pseudo_boxes, load_classifier, options_from_args
 
@@ -43,6 +44,8 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, help="registered classification dataset, e.g. imagenet_train")
     parser.add_argument("--output", required=True, help="COCO JSON to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="run even if --weights leaves parameters of the classifier unloaded")
     parser.add_argument("--batch-size", type=int, default=16, help="images per forward, per process")
     parser.add_argument("--num-workers", type=int, default=2, help="image-reading workers per process")
     add_pseudo_box_arguments(parser)
@@ -58,9 +61,9 @@ def _worker(args: argparse.Namespace) -> Dict:
     """One rank of the job: load the classifier, generate this rank's share."""
     setup_logger(name="dap", distributed_rank=comm.get_rank())
     setup_logger(name="detectron2", distributed_rank=comm.get_rank())
-    model = load_classifier(args.config_file, args.weights, args.opts)
+    model = load_classifier(args.config_file, args.weights, args.opts, args.allow_partial_weights)
     run_identity = {"config_file": os.path.abspath(resolve_config_file(args.config_file)), "opts": list(args.opts),
-                    "weights": args.weights}
+                    "weights": args.weights, "weights_sha256": file_sha256(args.weights)}
     return generate_pseudo_boxes(
         model, args.dataset, args.output, options_from_args(args), batch_size=args.batch_size,
         num_workers=args.num_workers, run_identity=run_identity, overwrite=args.overwrite,

@@ -27,15 +27,16 @@ import torch
 from tabulate import tabulate
 from tqdm import tqdm
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data import detection_utils
 from detectron2.utils import comm
 
 from projects.common.data import check_dataset_available
+from projects.common.data.mappers import naming_unreadable_image
 from projects.common.engine import load_config
 from projects.common.io import ResumableParts, refuse_to_overwrite, write_json_atomically
+from projects.common.weights import load_trained_weights
 
 from .cam import RESNET_CELL_ORIGIN, ClassActivationMapper
 from .statistics import localisation_quality, pseudo_box_statistics
@@ -108,12 +109,13 @@ def options_from_args(args: argparse.Namespace) -> PseudoBoxOptions:
     )
 
 
-def load_classifier(config_file: str, weights: str, opts: Sequence[str] = ()):
+def load_classifier(config_file: str, weights: str, opts: Sequence[str] = (), allow_partial_weights: bool = False):
     """The config's model (config by path or by name) on ``train.device`` in eval mode, with
-    ``weights`` loaded."""
+    ``weights`` loaded; weights that leave parameters unloaded are refused unless allowed (boxes
+    of a random network would look plausible)."""
     cfg = load_config(config_file, opts)
     model = instantiate(cfg.model).to(cfg.train.device).eval()  # launch() sets each rank's CUDA device
-    DetectionCheckpointer(model).load(weights)
+    load_trained_weights(model, weights, allow_partial=allow_partial_weights)
     return model
 
 
@@ -129,7 +131,8 @@ class LabelledImageReader(torch.utils.data.Dataset):
     def __getitem__(self, position):
         index = self.indices[position]
         record = self.dataset_dicts[index]
-        image = detection_utils.read_image(record["file_name"], format=self.image_format)
+        with naming_unreadable_image(record["file_name"]):
+            image = detection_utils.read_image(record["file_name"], format=self.image_format)
         tensor = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         return index, {"image": tensor, "class_id": record["class_id"]}
 

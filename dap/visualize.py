@@ -280,6 +280,8 @@ def parse_args(argv: Sequence[str] = None) -> argparse.Namespace:
     )
     parser.add_argument("--config-file", required=True, help="LazyConfig of the classifier (its model)")
     parser.add_argument("--weights", required=True, help="classifier checkpoint")
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="run even if --weights leaves parameters of the classifier unloaded")
     parser.add_argument("--dataset", required=True, help="registered classification dataset")
     parser.add_argument("--output", required=True, help="PNG to write")
     parser.add_argument("--num-images", type=int, default=8)
@@ -295,7 +297,7 @@ def main(argv: Sequence[str] = None) -> None:
     args = parse_args(argv)
     setup_logger(name="dap")
     options = options_from_args(args)
-    model = load_classifier(args.config_file, args.weights, args.opts)
+    model = load_classifier(args.config_file, args.weights, args.opts, args.allow_partial_weights)
     panels, titles = pseudo_box_panels(model, args.dataset, args.num_images, args.seed, options, args.boxes)
     save_pseudo_box_figure(panels, titles, args.output, args.columns, _caption(args, options))
     logger.info(f"Wrote {args.output}")

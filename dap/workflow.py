@@ -1,7 +1,7 @@
 """
 The whole DAP workflow on the embedded synthetic data, on CPU (the README's main job):
 
-    python -m dap.workflow [--shots 5 20] [--seed 0] [--output-dir output/dap/synthetic]
+    python -m dap.workflow [--shots 5 20] [--seed 0] [--output-dir output/dap/synthetic] [--backbone NAME]
 
 1. classifier on synthetic_shapes_cls_train (configs/dap/synthetic_classifier_cpu.py);
 2. CAM pseudo boxes of its images (python -m dap.generate_pseudo_boxes), scored against the
@@ -16,27 +16,34 @@ paper's Fig. 3/4. Every step is an ordinary command of the collection, printed b
 a step whose result exists is skipped and training steps resume, so an interrupted workflow
 continues where it stopped when started again. The pseudo boxes go where the pre-training
 config reads them (output/dap/synthetic/pseudo_boxes), whatever --output-dir says.
+
+``--backbone NAME`` runs the same chain with the configs ``dap/synthetic_classifier_NAME_cpu.py``,
+``dap/synthetic_pretrain_faster_rcnn_NAME_cpu.py`` and ``dap/synthetic_finetune_faster_rcnn_NAME_cpu.py``
+(another backbone of the collection, README.md "Combinations"; their pseudo boxes and default
+output directory: output/dap/synthetic_NAME).
 """
 
 import json
 import os
 import sys
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from tabulate import tabulate
 
 from detectron2.data import MetadataCatalog
 
 from projects.common import engine
+from projects.common.config import get_config_file
 from projects.common.io import save_figure_atomically, write_json_atomically
 from projects.common.metrics import last_evaluation
+from projects.common.weights import load_trained_weights
 from projects.common.workflow import Workflow, train_command, workflow_main
 
 OUTPUT_DIR = "output/dap/synthetic"  # where the configs below read and write by default
-# configs of the collection, by name (projects.common.config)
-CLASSIFIER_CONFIG = "dap/synthetic_classifier_cpu.py"
-PRETRAIN_CONFIG = "dap/synthetic_pretrain_faster_rcnn_cpu.py"
-FINETUNE_CONFIG = "dap/synthetic_finetune_faster_rcnn_cpu.py"
+# configs of the collection, by name (projects.common.config); "{}" is "" or "_<backbone>"
+CLASSIFIER_CONFIG = "dap/synthetic_classifier{}_cpu.py"
+PRETRAIN_CONFIG = "dap/synthetic_pretrain_faster_rcnn{}_cpu.py"
+FINETUNE_CONFIG = "dap/synthetic_finetune_faster_rcnn{}_cpu.py"
 DETECTOR_AS_CLASSIFIER_CONFIG = "dap/synthetic_detector_as_classifier_cpu.py"
 CLASSIFICATION_SET, DETECTION_SET = "synthetic_shapes_cls_train", "synthetic_shapes_train"
 # CAMs of 128 px images: two scales as in the paper (2x and 4x the short side of 288 / 576 px
@@ -47,32 +54,44 @@ METRICS = {"bbox/AP": "COCO AP", "bbox/AP50": "AP50", "voc/AP50": "VOC AP50 (are
 INITIALISATIONS = ("cls", "dap")
 
 
-def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
+def configs_of(backbone: Optional[str]) -> Tuple[str, str, str]:
+    """The classifier, pre-training and fine-tuning configs of the chain with ``backbone`` (None:
+    the default chain's half-width ResNet-18), each checked to exist."""
+    suffix = f"_{backbone}" if backbone else ""
+    configs = tuple(config.format(suffix) for config in (CLASSIFIER_CONFIG, PRETRAIN_CONFIG, FINETUNE_CONFIG))
+    for config in configs:
+        if not os.path.isfile(get_config_file(config)):
+            raise FileNotFoundError(f"--backbone {backbone} needs the config {config}: write it like the "
+                                    "tied_resnet50 ones (configs/dap/synthetic_*_tied_resnet50_cpu.py)")
+    return configs
+
+
+def run_workflow(output_dir: str, shots: Sequence[int], seed: int, backbone: Optional[str] = None) -> str:
     """Run (or finish) every step; returns the report's markdown."""
     workflow = Workflow("dap.workflow")
+    classifier_config, pretrain_config, finetune_config = configs_of(backbone)
     paths = {name: os.path.join(output_dir, name) for name in ("classifier", "pretrain", "finetune")}
     classifier_weights = os.path.join(paths["classifier"], "model_final.pth")
-    pseudo_boxes = _pseudo_box_json()
+    pseudo_boxes = _pseudo_box_json(pretrain_config)
     cls_init, dap_init = os.path.join(output_dir, "cls_init.pth"), os.path.join(output_dir, "dap_init.pth")
     python = sys.executable
 
-    workflow.run("1. classifier", train_command(CLASSIFIER_CONFIG, paths["classifier"]), classifier_weights)
-    workflow.run("2. pseudo boxes", [python, "-m", "dap.generate_pseudo_boxes", "--config-file", CLASSIFIER_CONFIG,
+    workflow.run("1. classifier", train_command(classifier_config, paths["classifier"]), classifier_weights)
+    workflow.run("2. pseudo boxes", [python, "-m", "dap.generate_pseudo_boxes", "--config-file", classifier_config,
                                      "--weights", classifier_weights, "--dataset", CLASSIFICATION_SET,
                                      "--output", pseudo_boxes, *PSEUDO_BOX_OPTIONS], pseudo_boxes)
     figure = os.path.join(output_dir, "pseudo_boxes.png")
-    workflow.run("2b. pseudo-box picture", [python, "-m", "dap.visualize", "--config-file", CLASSIFIER_CONFIG,
+    workflow.run("2b. pseudo-box picture", [python, "-m", "dap.visualize", "--config-file", classifier_config,
                                             "--weights", classifier_weights, "--dataset", "synthetic_shapes_cls_val",
                                             "--output", figure, *PSEUDO_BOX_OPTIONS], figure)
     workflow.run("3a. CLS initialisation", [python, "-m", "projects.common.checkpoint", "--input", classifier_weights,
                                             "--output", cls_init, "--fpn"], cls_init)
     pretrained = os.path.join(paths["pretrain"], "model_final.pth")
     workflow.run("3b. detector pre-training",
-                 train_command(PRETRAIN_CONFIG, paths["pretrain"], f"train.init_checkpoint={cls_init}"), pretrained)
+                 train_command(pretrain_config, paths["pretrain"], f"train.init_checkpoint={cls_init}"), pretrained)
     detector_as_classifier = os.path.join(output_dir, "detector_as_classifier.json")
     workflow.call("3c. pre-trained detector as a classifier",
-                  lambda: _evaluate_detector_as_classifier(pretrained, os.path.join(output_dir, "detector_as_classifier"),
-                                                           detector_as_classifier),
+                  lambda: _evaluate_detector_as_classifier(pretrain_config, pretrained, detector_as_classifier),
                   detector_as_classifier)
     workflow.run("4a. DAP initialisation",
                  [python, "-m", "dap.transfer", "--input", pretrained, "--output", dap_init], dap_init)
@@ -82,7 +101,7 @@ def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
             run_dir = os.path.join(paths["finetune"], f"{initialisation}_{k}shot_seed{seed}")
             runs[(initialisation, k)] = run_dir
             workflow.run(f"4b. {k}-shot fine-tuning from {initialisation.upper()}",
-                         train_command(FINETUNE_CONFIG, run_dir, f"train.init_checkpoint={weights}",
+                         train_command(finetune_config, run_dir, f"train.init_checkpoint={weights}",
                                        f"dataloader.train.dataset.names={DETECTION_SET}_{k}shot_seed{seed}"),
                          os.path.join(run_dir, "model_final.pth"))
 
@@ -94,16 +113,20 @@ def run_workflow(output_dir: str, shots: Sequence[int], seed: int) -> str:
     return report
 
 
-def _evaluate_detector_as_classifier(weights: str, output_dir: str, result_file: str) -> None:
-    """Top-1/top-5 of the detector on synthetic_shapes_cls_val (Sec. 4.3), saved as JSON."""
-    args = engine.parse_args(["--config-file", DETECTOR_AS_CLASSIFIER_CONFIG, "--eval-only",
-                              f"train.init_checkpoint={weights}", f"train.output_dir={output_dir}"])
-    write_json_atomically(result_file, engine.main(args))
+def _evaluate_detector_as_classifier(pretrain_config: str, weights: str, result_file: str) -> None:
+    """Top-1/top-5 of the detector of ``pretrain_config`` with ``weights`` on
+    synthetic_shapes_cls_val (Sec. 4.3), saved as JSON: DETECTOR_AS_CLASSIFIER_CONFIG's evaluation
+    with the pre-training config's model."""
+    cfg = engine.load_config(DETECTOR_AS_CLASSIFIER_CONFIG)
+    cfg.model = engine.load_config(pretrain_config).model
+    model = engine.build_model(cfg)
+    load_trained_weights(model, weights)
+    write_json_atomically(result_file, engine.do_test(cfg, model))
 
 
-def _pseudo_box_json() -> str:
+def _pseudo_box_json(pretrain_config: str) -> str:
     """Where the pre-training config reads its pseudo boxes (the config registers that dataset)."""
-    cfg = engine.load_config(PRETRAIN_CONFIG)
+    cfg = engine.load_config(pretrain_config)
     return MetadataCatalog.get(cfg.dataloader.train.dataset.names).json_file
 
 
@@ -171,8 +194,14 @@ def main(argv: Sequence[str] = None) -> str:
     def add_arguments(parser):
         parser.add_argument("--shots", type=int, nargs="+", default=[5, 20], help="k values to fine-tune with")
         parser.add_argument("--seed", type=int, default=0, choices=(0, 1, 2), help="which k-shot split")
+        parser.add_argument("--backbone", help="another backbone's chain, e.g. tied_resnet50 (configs "
+                                               "dap/synthetic_*_<backbone>_cpu.py; default output dir "
+                                               f"{OUTPUT_DIR}_<backbone>)")
 
-    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], OUTPUT_DIR, argv, add_arguments)
+    def output_dir(options):
+        return f"{OUTPUT_DIR}_{options['backbone']}" if options["backbone"] else OUTPUT_DIR
+
+    return workflow_main(run_workflow, __doc__.strip().splitlines()[0], output_dir, argv, add_arguments)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
 """Tied block layers (TBC paper, Eq. 3-4): one thin filter bank shared by B equal channel blocks."""
+from typing import Final
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -28,6 +30,10 @@ class TiedBlockConv2d(nn.Conv2d):
     ``out_channels`` keep the layer's full channel counts.
     """
 
+    # the tiled weight's form runs below this many input channels per block (at it, when gradients
+    # are needed): the crossover measured on CPU by benchmarks/tbc_speed.py
+    tiled_below_block_channels: Final[int] = 16
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, B=1):
         _check_blocks("TiedBlockConv2d", in_channels, out_channels, B)
@@ -47,9 +53,39 @@ class TiedBlockConv2d(nn.Conv2d):
                 f"TiedBlockConv2d: expected input of shape (N, {self.in_channels}, H, W), got "
                 f"{list(x.shape)}; add a batch dimension to single images with x.unsqueeze(0)"
             )
+        if self.tiled_weight_is_faster(x):
+            return self.tiled_weight_forward(x)
+        return self.block_batch_forward(x)
+
+    def tiled_weight_is_faster(self, x: torch.Tensor) -> bool:
+        """Which of the two equal forms to run, as measured on CPU (benchmarks/tbc_speed.py): the
+        grouped convolution with the tiled weight for thin blocks (fewer than
+        ``tiled_below_block_channels`` input channels per block, or exactly that many when
+        gradients are needed) and for inputs not in the default layout (channels_last), which
+        the block batch would copy; the block batch otherwise and for TGC (``groups > 1``),
+        where the two run at the same speed."""
+        if self.B == 1 or self.groups != 1:
+            return False
+        if not x.is_contiguous():
+            return True
+        block_channels = self.in_channels // self.B
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return block_channels <= self.tiled_below_block_channels
+        return block_channels < self.tiled_below_block_channels
+
+    def block_batch_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The authors' form: the shared convolution on the input viewed as (N*B, C/B, H, W)."""
         n, c, h, w = x.shape
         y = self._conv_forward(x.reshape(n * self.B, c // self.B, h, w), self.weight, self.bias)
         return y.reshape(n, self.out_channels, y.shape[2], y.shape[3])
+
+    def tiled_weight_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The definition: a grouped convolution with B * groups groups, the weight tiled B times."""
+        bias = self.bias
+        if bias is not None:
+            bias = bias.repeat(self.B)
+        return F.conv2d(x, self.weight.repeat(self.B, 1, 1, 1), bias, self.stride, self.padding, self.dilation,
+                        self.groups * self.B)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", B={self.B}"

@@ -70,10 +70,10 @@ from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.resnet import CNNBlockBase, ResNet
 from fvcore.nn import weight_init
 
-from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
+from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE, fpn_from_config
 
 from .layers import TiedBlockConv2d
-from .resnet import check_choice, fpn_from_cfg, reject_unsupported_resnets_options
+from .resnet import check_choice, reject_unsupported_resnets_options
 
 # ResNeSt-50 and -101 (He et al.'s bottleneck depths) and their deep-stem widths (ResNeSt paper)
 RESNEST_STEM_WIDTH = {50: 32, 101: 64}
@@ -293,13 +293,14 @@ def build_tied_resnest(
 
 def add_tied_resnest_config(cfg: CN) -> None:
     """Add ``cfg.MODEL.TIED_RESNEST`` to a detectron2 config: B (1: ResNeSt, 2: TiedResNeSt),
-    FAST, RADIX and BOTTLENECK_WIDTH, defaulting to TiedResNeSt50-S. Depth, norm, outputs and
-    freezing are read from ``cfg.MODEL.RESNETS`` and ``cfg.MODEL.BACKBONE``."""
+    FAST, RADIX, BOTTLENECK_WIDTH and WIDTH (channel multiplier), defaulting to TiedResNeSt50-S.
+    Depth, norm, outputs and freezing are read from ``cfg.MODEL.RESNETS`` and ``cfg.MODEL.BACKBONE``."""
     cfg.MODEL.TIED_RESNEST = CN()
     cfg.MODEL.TIED_RESNEST.B = 2
     cfg.MODEL.TIED_RESNEST.FAST = False
     cfg.MODEL.TIED_RESNEST.RADIX = 2
     cfg.MODEL.TIED_RESNEST.BOTTLENECK_WIDTH = 64
+    cfg.MODEL.TIED_RESNEST.WIDTH = 1.0
 
 
 @BACKBONE_REGISTRY.register()
@@ -321,6 +322,7 @@ def build_tied_resnest_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
         fast=tied.FAST,
         radix=tied.RADIX,
         bottleneck_width=tied.BOTTLENECK_WIDTH,
+        width=tied.WIDTH,
         norm=resnets.NORM,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         out_features=resnets.OUT_FEATURES,
@@ -332,4 +334,4 @@ def build_tied_resnest_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
 def build_tied_resnest_fpn_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     """yacs builder: TiedResNeSt + FPN with P6 by max-pooling, as detectron2's
     ``build_resnet_fpn_backbone`` (reads MODEL.FPN.*)."""
-    return fpn_from_cfg(cfg, build_tied_resnest_backbone(cfg, input_shape), LastLevelMaxPool())
+    return fpn_from_config(cfg, build_tied_resnest_backbone(cfg, input_shape), LastLevelMaxPool())

@@ -69,12 +69,12 @@ from torch.nn import functional as F
 
 from detectron2.config import CfgNode as CN
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
-from detectron2.modeling.backbone import BACKBONE_REGISTRY, FPN, Backbone
+from detectron2.modeling.backbone import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 from detectron2.modeling.backbone.resnet import BasicStem, CNNBlockBase, ResNet
 from fvcore.nn import weight_init
 
-from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
+from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE, fpn_from_config
 
 from .context import build_residual_attention
 from .layers import TiedBlockConv2d
@@ -315,8 +315,9 @@ def build_tied_resnet(
 def add_tied_resnet_config(cfg: CN) -> None:
     """Add ``cfg.MODEL.TIED_RESNET`` to a detectron2 config, one key per ``build_tied_resnet``
     option of the tied block: VARIANT, SPLITS, BASE_WIDTH (0: the variant's), MIXER, SPLIT_GROUPS,
-    ATTENTION ("": none, as detectron2's empty norm names) and ATTENTION_B. Depth, norm, outputs
-    and freezing are read from ``cfg.MODEL.RESNETS`` and ``cfg.MODEL.BACKBONE``."""
+    ATTENTION ("": none, as detectron2's empty norm names), ATTENTION_B and WIDTH (the channel
+    multiplier of the CPU configs). Depth, norm, outputs and freezing are read from
+    ``cfg.MODEL.RESNETS`` and ``cfg.MODEL.BACKBONE``."""
     cfg.MODEL.TIED_RESNET = CN()
     cfg.MODEL.TIED_RESNET.VARIANT = "default"
     cfg.MODEL.TIED_RESNET.SPLITS = 4
@@ -325,6 +326,7 @@ def add_tied_resnet_config(cfg: CN) -> None:
     cfg.MODEL.TIED_RESNET.SPLIT_GROUPS = 1
     cfg.MODEL.TIED_RESNET.ATTENTION = ""
     cfg.MODEL.TIED_RESNET.ATTENTION_B = 1
+    cfg.MODEL.TIED_RESNET.WIDTH = 1.0
 
 
 def reject_unsupported_resnets_options(cfg: CN, backbone_name: str, num_groups_hint: str) -> None:
@@ -344,18 +346,6 @@ def reject_unsupported_resnets_options(cfg: CN, backbone_name: str, num_groups_h
                 f"MODEL.RESNETS.{key}={value} is not supported by the {backbone_name} backbone: "
                 f"set it to its default ({supported}){alternative}"
             )
-
-
-def fpn_from_cfg(cfg: CN, bottom_up: Backbone, top_block) -> FPN:
-    """detectron2's FPN over ``bottom_up`` from MODEL.FPN.*, as its ``build_resnet_fpn_backbone``."""
-    return FPN(
-        bottom_up=bottom_up,
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=top_block,
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
 
 
 @BACKBONE_REGISTRY.register()
@@ -386,6 +376,7 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
         split_groups=tied.SPLIT_GROUPS,
         attention=tied.ATTENTION or None,
         attention_B=tied.ATTENTION_B,
+        width=tied.WIDTH,
         norm=resnets.NORM,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         out_features=resnets.OUT_FEATURES,
@@ -397,7 +388,7 @@ def build_tied_resnet_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
 def build_tied_resnet_fpn_backbone(cfg: CN, input_shape: ShapeSpec) -> Backbone:
     """yacs builder: TiedResNet + FPN with P6 by max-pooling, as detectron2's
     ``build_resnet_fpn_backbone`` (reads MODEL.FPN.*)."""
-    return fpn_from_cfg(cfg, build_tied_resnet_backbone(cfg, input_shape), LastLevelMaxPool())
+    return fpn_from_config(cfg, build_tied_resnet_backbone(cfg, input_shape), LastLevelMaxPool())
 
 
 @BACKBONE_REGISTRY.register()
@@ -406,4 +397,4 @@ def build_retinanet_tied_resnet_fpn_backbone(cfg: CN, input_shape: ShapeSpec) ->
     ``build_retinanet_resnet_fpn_backbone``."""
     bottom_up = build_tied_resnet_backbone(cfg, input_shape)
     top_block = LastLevelP6P7(bottom_up.output_shape()["res5"].channels, cfg.MODEL.FPN.OUT_CHANNELS)
-    return fpn_from_cfg(cfg, bottom_up, top_block)
+    return fpn_from_config(cfg, bottom_up, top_block)

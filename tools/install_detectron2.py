@@ -24,7 +24,7 @@ import tempfile
 
 SDIST = "pb1-detectron2==0.6"
 # Bump whenever PATCHES or FILES_ADDED change, so existing installs are redone.
-PATCH_VERSION = "8"
+PATCH_VERSION = "11"
 # Written into the installed package (a module, so that setup.py packages it).
 MARKER = "_d2_collection_patches.py"
 
@@ -61,8 +61,21 @@ PATCHES = [
           "        return _C.nms_rotated(boxes, scores, iou_threshold)\n"
           "    return torch.ops.detectron2.nms_rotated(boxes, scores, iou_threshold)\n",
           "nms_rotated is a C++ op: say clearly that it is unavailable instead of a bare AttributeError"),
-    Patch("detectron2/layers/deform_conv.py", _C_IMPORT, _C_FALLBACK_IMPORT,
+    Patch("detectron2/layers/deform_conv.py", _C_IMPORT,
+          "try:\n"
+          "    from detectron2 import _C\n"
+          "except ImportError:  # pure-Python install: torchvision's deform_conv2d (end of this file)\n"
+          "    _C = None\n",
           "module-level `_C` import made `import detectron2.layers` fail without the extension"),
+    Patch("detectron2/layers/deform_conv.py",
+          r"deform_conv = _DeformConv\.apply\nmodulated_deform_conv = _ModulatedDeformConv\.apply\n",
+          "if _C is None:\n"
+          "    from detectron2.layers._deform_conv_torchvision import deform_conv, modulated_deform_conv\n"
+          "else:\n"
+          "    deform_conv = _DeformConv.apply\n"
+          "    modulated_deform_conv = _ModulatedDeformConv.apply\n",
+          "deformable convolution (DCN v1 and modulated v2) on CPU and CUDA, forward and backward, "
+          "through torchvision's deform_conv2d when the C++ extension is absent"),
     Patch("detectron2/layers/rotated_boxes.py", _C_IMPORT, _C_FALLBACK_IMPORT,
           "module-level `_C` import made `import detectron2.layers` fail without the extension"),
     Patch("detectron2/layers/roi_align_rotated.py", _C_IMPORT, _C_FALLBACK_IMPORT,
@@ -71,16 +84,27 @@ PATCHES = [
           r"from detectron2\.evaluation\.fast_eval_api import COCOeval_opt\n",
           "try:\n"
           "    from detectron2.evaluation.fast_eval_api import COCOeval_opt\n"
-          "except ImportError:  # no C++ extension: the official pycocotools COCOeval is used\n"
+          "except ImportError:  # neither the C++ extension nor faster-coco-eval: the official COCOeval\n"
           "    COCOeval_opt = COCOeval\n",
           "fast_eval_api imports `_C`, which made `import detectron2.evaluation` fail"),
     Patch("detectron2/evaluation/coco_evaluation.py",
           r"        self\._use_fast_impl = use_fast_impl\n",
           "        if use_fast_impl and COCOeval_opt is COCOeval:\n"
-          "            self._logger.info('Fast COCO eval is not built; using the official COCOeval.')\n"
+          "            self._logger.info('No fast COCOeval (neither detectron2._C nor faster-coco-eval): '\n"
+          "                              'using the official COCOeval.')\n"
           "            use_fast_impl = False\n"
           "        self._use_fast_impl = use_fast_impl\n",
-          "use_fast_impl=True (the default) must fall back to COCOeval when `_C` is missing"),
+          "use_fast_impl=True (the default) must fall back to COCOeval when no fast COCOeval exists"),
+    Patch("detectron2/evaluation/fast_eval_api.py", _C_IMPORT,
+          "try:\n"
+          "    from detectron2 import _C\n"
+          "except ImportError:  # pure-Python install: COCOeval_opt is faster-coco-eval's (end of this file)\n"
+          "    _C = None\n",
+          "fast COCO evaluation without the C++ extension: faster-coco-eval's C++ COCOeval"),
+    Patch("detectron2/evaluation/fast_eval_api.py", r"\Z",  # appended at the end of the file
+          "\n\nif _C is None:  # ImportError here (faster-coco-eval missing) makes COCOEvaluator use COCOeval\n"
+          "    from detectron2.evaluation._faster_coco_eval import COCOeval_opt  # noqa: F811\n",
+          "fast COCO evaluation without the C++ extension: faster-coco-eval's C++ COCOeval"),
     Patch("detectron2/data/transforms/transform.py", r"interp=Image\.LINEAR", "interp=Image.BILINEAR",
           "Image.LINEAR was removed in Pillow 10 (same filter as BILINEAR)"),
     Patch("detectron2/model_zoo/model_zoo.py", r"import pkg_resources\n", "",
@@ -136,6 +160,22 @@ PATCHES = [
           "except ImportError:\n"
           "    pass\n",
           "caffe2 is absent in torch 2; it broke detectron2.export and detectron2.utils.analysis"),
+    Patch("detectron2/modeling/anchor_generator.py",
+          r"torch\.meshgrid\(shifts_y, shifts_x\)", 'torch.meshgrid(shifts_y, shifts_x, indexing="ij")',
+          "torch warns at the first training or inference step when meshgrid's indexing is not given "
+          "(ij is its current default: the same grid)"),
+    Patch("detectron2/__init__.py", r"\nsetup_environment\(\)\n",
+          "\nsetup_environment()\n\n"
+          "from detectron2.utils.quiet_jit import import_fvcore_nn_quietly  # noqa: E402\n\n"
+          "import_fvcore_nn_quietly()\n",
+          "fvcore.nn scripts two functions at import: torch >= 2.x printed a torch.jit.script "
+          "FutureWarning for each before any command's own output"),
+    Patch("detectron2/modeling/box_regression.py", r"\nimport torch\n",
+          "\nimport torch\n\nfrom detectron2.utils.quiet_jit import script_quietly\n",
+          "box_regression scripts two classes at import (torch.jit.script FutureWarnings at start-up)"),
+    Patch("detectron2/modeling/box_regression.py", r"\n@torch\.jit\.script\nclass ",
+          "\n@script_quietly\nclass ",
+          "box_regression scripts two classes at import (torch.jit.script FutureWarnings at start-up)"),
 ]
 
 # New files, relative to the sdist root.
@@ -151,12 +191,99 @@ class _UnavailableExtension:
         raise RuntimeError(
             f"detectron2._C.{name} is unavailable: this detectron2 was installed as pure Python "
             "from the pb1-detectron2 sdist, which ships no C++/CUDA sources. Rotated boxes "
-            "(nms_rotated, box_iou_rotated, ROIAlignRotated, RRPN) and deformable convolution on "
-            "CUDA need detectron2 built from source (see detectron2's INSTALL.md)."
+            "(nms_rotated, box_iou_rotated, ROIAlignRotated, RRPN) need detectron2 built from "
+            "source (see detectron2's INSTALL.md); deformable convolution and fast COCO evaluation "
+            "work without it (torchvision, faster-coco-eval)."
         )
 
 
 _C = _UnavailableExtension()
+''',
+    "detectron2/layers/_deform_conv_torchvision.py": '''\
+"""detectron2's ``deform_conv`` and ``modulated_deform_conv`` without its C++ extension: torchvision's
+``deform_conv2d``, which has CPU and CUDA kernels for the forward and the backward pass. Its offset
+and mask layouts are detectron2's: per deformable group, per kernel position, (dy, dx) and one mask
+value; weight groups and deformable groups follow from the tensor shapes, checked here."""
+from torch.nn.modules.utils import _pair
+from torchvision.ops import deform_conv2d
+
+
+def _check_shapes(input, offset, mask, weight, groups, deformable_groups):
+    if input.dim() != 4:
+        raise ValueError(f"Expected 4D tensor as input, got {input.dim()}D tensor instead.")
+    kernel_h, kernel_w = weight.shape[2:]
+    if input.shape[1] != weight.shape[1] * groups:
+        raise ValueError(f"input has {input.shape[1]} channels; weight {tuple(weight.shape)} with "
+                         f"groups={groups} needs {weight.shape[1] * groups}")
+    positions = deformable_groups * kernel_h * kernel_w
+    if offset.shape[1] != 2 * positions:
+        raise ValueError(f"offset has {offset.shape[1]} channels; deformable_groups={deformable_groups} "
+                         f"with a {kernel_h}x{kernel_w} kernel needs 2 * {positions} = {2 * positions}")
+    if mask is not None and mask.shape[1] != positions:
+        raise ValueError(f"mask has {mask.shape[1]} channels; deformable_groups={deformable_groups} "
+                         f"with a {kernel_h}x{kernel_w} kernel needs {positions}")
+
+
+def deform_conv(input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1,
+                im2col_step=64):
+    """Deformable convolution v1; ``im2col_step`` (batching of detectron2's CUDA kernel) is
+    accepted for its signature and has no effect here."""
+    _check_shapes(input, offset, None, weight, groups, deformable_groups)
+    return deform_conv2d(input, offset, weight, stride=_pair(stride), padding=_pair(padding),
+                         dilation=_pair(dilation))
+
+
+def modulated_deform_conv(input, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                          deformable_groups=1):
+    """Modulated deformable convolution (v2): each sample is scaled by its ``mask`` value."""
+    _check_shapes(input, offset, mask, weight, groups, deformable_groups)
+    return deform_conv2d(input, offset, weight, bias, stride=_pair(stride), padding=_pair(padding),
+                         dilation=_pair(dilation), mask=mask)
+''',
+    "detectron2/evaluation/_faster_coco_eval.py": '''\
+"""``COCOeval_opt`` for a detectron2 without its C++ extension: faster-coco-eval's C++
+``evaluate()`` and ``accumulate()`` (a maintained descendant of detectron2's own fast COCOeval), run
+on the pycocotools ``COCO`` objects that ``COCOEvaluator`` passes, with pycocotools' ``summarize()``:
+the same printed summary and the same ``stats`` as the official COCOeval."""
+from faster_coco_eval import COCOeval_faster
+from pycocotools.cocoeval import COCOeval
+
+
+class COCOeval_opt(COCOeval_faster):
+    summarize = COCOeval.summarize
+
+    def __init__(self, cocoGt=None, cocoDt=None, iouType="segm"):
+        if cocoGt is not None and not hasattr(cocoGt, "cat_img_map"):
+            cocoGt.cat_img_map = cocoGt.catToImgs  # faster-coco-eval's name of this pycocotools index
+        super().__init__(cocoGt, cocoDt, iouType)
+        if cocoGt is not None:  # pycocotools evaluates every category, for keypoints too
+            self.params.catIds = sorted(cocoGt.getCatIds())
+''',
+    "detectron2/utils/quiet_jit.py": '''\
+"""``torch.jit.script`` without its deprecation warning, for what detectron2 and fvcore script while
+they are imported: torch >= 2.x warns at each call, so every command printed four FutureWarnings
+before its own output. Only these import-time calls are quiet; a user's own ``torch.jit.script``
+still warns."""
+import warnings
+
+import torch
+
+_DEPRECATION = r"`torch\\.jit\\.script` is deprecated"
+
+
+def script_quietly(obj):
+    """``@torch.jit.script`` as a decorator; a class's names resolve in the caller's module, as
+    with the plain decorator (``_frames_up``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_DEPRECATION, category=FutureWarning)
+        return torch.jit.script(obj, _frames_up=1)
+
+
+def import_fvcore_nn_quietly():
+    """Import ``fvcore.nn``, which scripts its focal losses on import (later imports are cached)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_DEPRECATION, category=FutureWarning)
+        import fvcore.nn  # noqa: F401
 ''',
 }
 

@@ -22,4 +22,4 @@ train.eval_period = 0
 train.checkpointer.period = 2000
 train.output_dir = "output/dap/imagenet22k/classifier"
 optimizer.lr = 3.2
-lr_multiplier = cosine_schedule(max_iter=train.max_iter, warmup_iters=5 * IMAGES // 8192)
+lr_multiplier = cosine_schedule(warmup_iters=5 * IMAGES // 8192)

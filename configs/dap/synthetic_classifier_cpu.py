@@ -10,4 +10,4 @@ shrink_resnet(model.backbone)
 train.max_iter = 300
 train.output_dir = "output/dap/synthetic/classifier"
 train.eval_period = train.max_iter
-lr_multiplier = cosine_schedule(max_iter=train.max_iter, warmup_iters=30)
+lr_multiplier = cosine_schedule(warmup_iters=30)

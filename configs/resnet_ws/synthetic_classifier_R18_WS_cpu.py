@@ -35,4 +35,4 @@ train.output_dir = "output/resnet_ws/synthetic_classifier_R18_WS_cpu"
 # (seed 0, 300 iterations: 0.01 -> 98.8% top-1, 0.02 -> 95.6%, 0.05 -> 52.5%, 0.1 stays at chance)
 optimizer.lr = 0.01
 optimizer.weight_decay = 1e-4
-lr_multiplier = cosine_schedule(max_iter=train.max_iter, warmup_iters=20)
+lr_multiplier = cosine_schedule(warmup_iters=20)

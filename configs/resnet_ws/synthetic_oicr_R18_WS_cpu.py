@@ -10,7 +10,8 @@ the classification split), RoIPool to the neck's 2x2, three OICR refinements, 90
 batch 4 (300 reach about half the CorLoc); ~256 px images at 224..288 with flips; evaluated by
 VOC AP50 and CorLoc on synthetic_shapes_voc_val. Selective Search files rank their boxes by order
 only, so pooled features are not scaled by proposal score (the authors' "score + 1" is a
-constant x2 for Selective Search).
+constant x2 for Selective Search). Images without proposals (the predictor, the demo) get
+Selective Search boxes on the fly (``model.proposal_generator``, fast mode).
 ``python -m projects.resnet_ws.workflow`` runs the whole chain (WSDDN / OICR / OICR+REG).
 """
 from detectron2.config import LazyCall as L
@@ -23,6 +24,7 @@ from ..common.schedules import step_schedule
 from ..common.train import train
 from .models import CPU_NECK_HIDDEN_DIMS, CPU_POOLED_SIZE, CPU_WIDTH, PIXEL_MEAN, PIXEL_STD
 from .models import resnet_ws_backbone, resnet_ws_neck
+from .wsod import on_the_fly_proposals
 
 PROPOSALS = "output/resnet_ws/proposals/{}.pkl"
 TRAIN_SET, TEST_SET = "synthetic_shapes_voc_train", "synthetic_shapes_voc_val"
@@ -49,6 +51,7 @@ model = L(WeaklySupervisedRCNN)(
     head_type="oicr",
     pooler_resolution=CPU_POOLED_SIZE,
     scale_by_proposal_score=False,
+    proposal_generator=on_the_fly_proposals(),
 )
 
 train.init_checkpoint = "output/resnet_ws/synthetic_classifier_R18_WS_cpu/model_final.pth"

@@ -5,7 +5,8 @@ test-time augmentation over scales and flips.
 Proposals: detectron2 proposal files under ``$DETECTRON2_DATASETS/proposals`` (MCG like the
 authors; convert the downloaded .mat files with ``python -m projects.resnet_ws.proposals convert``,
 or make Selective Search ones with ``python -m projects.resnet_ws.proposals`` and set
-``model.scale_by_proposal_score=False``: their scores are ranks).
+``model.scale_by_proposal_score=False``: their scores are ranks). Images without proposals (the
+predictor, the demo) get Selective Search boxes on the fly: ``model.proposal_generator``.
 """
 import os
 
@@ -13,6 +14,7 @@ from detectron2.config import LazyCall as L
 
 from projects.common.data import datasets_root
 from projects.resnet_ws import WeaklySupervisedRCNN, WeaklySupervisedRCNNWithTTA
+from projects.resnet_ws.proposals import SelectiveSearchProposals
 
 from ..common.optim import SGD
 from ..common.schedules import step_schedule
@@ -23,9 +25,20 @@ def proposal_file(dataset_name: str, method: str = "MCG") -> str:
     return os.path.join(datasets_root(), "proposals", f"{method}-{dataset_name}.pkl")
 
 
+def on_the_fly_proposals():
+    """Selective Search (fast mode) for inputs without precomputed proposals, with the test
+    mapper's top-K and minimum size (the config needs a ``weak_detection_dataloader``)."""
+    return L(SelectiveSearchProposals)(
+        mode="fast",
+        max_proposals="${...dataloader.test.mapper.proposal_topk}",
+        min_size="${...dataloader.test.mapper.proposal_min_size}",
+    )
+
+
 def wsod_model(depth: int, num_classes: int, head_type: str):
     """ResNet``depth``-WS (FrozenBN, F5) -> RoIPool 7x7 at stride 8 -> RAN -> WSDDN / OICR head,
-    features scaled by (MCG score + 1) as the authors do."""
+    features scaled by (MCG score + 1) as the authors do; Selective Search for inputs without
+    proposals."""
     return L(WeaklySupervisedRCNN)(
         backbone=resnet_ws_backbone(depth),
         in_feature="res5",
@@ -36,6 +49,7 @@ def wsod_model(depth: int, num_classes: int, head_type: str):
         head_type=head_type,
         pooler_resolution=7,
         scale_by_proposal_score=True,
+        proposal_generator=on_the_fly_proposals(),
     )
 
 

@@ -12,4 +12,4 @@ train.max_iter = 150 * ITERS_PER_EPOCH
 train.output_dir = "output/san/san_MobileNetV2_imagenet"
 optimizer.lr = 0.05
 optimizer.weight_decay = 4e-5
-lr_multiplier = cosine_schedule(max_iter=train.max_iter)
+lr_multiplier = cosine_schedule()

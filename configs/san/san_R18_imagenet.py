@@ -41,4 +41,4 @@ train.output_dir = "output/san/san_R18_imagenet"
 optimizer.lr = 0.1
 optimizer.weight_decay = 1e-4
 optimizer.params.weight_decay_norm = None  # the authors decay every parameter, BN included
-lr_multiplier = cosine_schedule(max_iter=train.max_iter)
+lr_multiplier = cosine_schedule()

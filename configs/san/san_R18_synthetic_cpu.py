@@ -29,4 +29,4 @@ train.output_dir = "output/san/san_R18_synthetic_cpu"
 
 optimizer.lr = 0.1
 optimizer.weight_decay = 5e-5
-lr_multiplier = cosine_schedule(max_iter=train.max_iter, warmup_iters=20)
+lr_multiplier = cosine_schedule(warmup_iters=20)

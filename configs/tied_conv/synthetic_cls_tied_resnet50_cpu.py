@@ -16,4 +16,4 @@ train.seed = 0
 train.output_dir = "output/tied_conv/synthetic_cls_tied_resnet50_cpu"
 optimizer.weight_decay = 5e-5
 optimizer.params.weight_decay_norm = 0.0
-lr_multiplier = cosine_schedule(max_iter=train.max_iter, warmup_iters=30)
+lr_multiplier = cosine_schedule(warmup_iters=30)

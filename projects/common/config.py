@@ -1,8 +1,10 @@
-"""The collection's LazyConfigs, found by name like detectron2's model zoo configs.
+"""The collection's configs, found by name like detectron2's model zoo configs, and the yacs
+config (``get_cfg``) that lets detectron2's ``DefaultPredictor`` build every project's models.
 
-A config is named by its path under ``configs/`` (``"dap/synthetic_classifier_cpu.py"``). In a
-source checkout the names resolve to the repository's ``configs/``; an installed package carries
-a copy of that folder as package data (``projects/common/configs``, written by ``setup.py``).
+A config is named by its path under ``configs/`` (``"dap/synthetic_classifier_cpu.py"``, or a
+YAML config such as ``"msad/yacs/synthetic_fcos_teacher_cpu.yaml"``). In a source checkout the names
+resolve to the repository's ``configs/``; an installed package carries a copy of that folder as
+package data (``projects/common/configs``, written by ``setup.py``).
 """
 import difflib
 import inspect
@@ -12,13 +14,18 @@ from typing import Iterator, List, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from detectron2.config import LazyConfig
+from detectron2.config import CfgNode, LazyConfig
+from detectron2.config import get_cfg as get_detectron2_cfg
 from detectron2.utils.registry import locate
+
+from .runtime import resolve_device
 
 __all__ = [
     "UnknownConfigKeyError",
+    "add_common_config",
     "apply_overrides",
     "configs_root",
+    "get_cfg",
     "get_config",
     "get_config_file",
     "list_configs",
@@ -41,7 +48,8 @@ def configs_root() -> str:
 
 
 def list_configs() -> List[str]:
-    """Names of every config file, e.g. ``"smoke/faster_rcnn_R18_FPN_synthetic.py"``."""
+    """Names of every LazyConfig file, e.g. ``"smoke/faster_rcnn_R18_FPN_synthetic.py"`` (the YAML
+    configs under ``<project>/yacs/`` are found by name too, see ``get_config_file``)."""
     root = configs_root()
     names = []
     for folder, subfolders, files in os.walk(root):
@@ -73,6 +81,43 @@ def resolve_config_file(config_file: str) -> str:
 def get_config(config_path: str):
     """The LazyConfig named ``config_path`` (see ``get_config_file``), loaded."""
     return LazyConfig.load(get_config_file(config_path))
+
+
+def add_common_config(cfg: CfgNode) -> None:
+    """Add the options of the models every project shares (``projects.common.modeling``):
+    MODEL.CLASSIFIER (``ImageClassifier``), MODEL.FCOS and MODEL.RESNETS.WIDTH (the scaled ResNet
+    builders). Options already present keep their values, so each project's
+    ``add_<project>_config`` calls it first."""
+    from .modeling import add_classifier_config, add_fcos_config, add_scaled_resnet_config
+
+    if "CLASSIFIER" not in cfg.MODEL:
+        add_classifier_config(cfg)
+    if "FCOS" not in cfg.MODEL:
+        add_fcos_config(cfg)
+    if "WIDTH" not in cfg.MODEL.RESNETS:
+        add_scaled_resnet_config(cfg)
+
+
+def get_cfg() -> CfgNode:
+    """detectron2's ``get_cfg()`` extended with the options of every project (``add_common_config``
+    and each ``add_<project>_config``), so that detectron2's ``DefaultPredictor`` (and any yacs
+    tool) builds the collection's models from the YAML configs under ``configs/<project>/yacs/``.
+    Importing the projects here registers their models. MODEL.DEVICE is CUDA when this machine
+    has it, else the CPU (detectron2's default is always CUDA)."""
+    from projects.msad.config import add_msad_config
+    from projects.resnet_ws.config import add_resnet_ws_config
+    from projects.san.config import add_san_config
+    from tied_conv import add_tied_resnest_config, add_tied_resnet_config
+
+    cfg = get_detectron2_cfg()
+    add_common_config(cfg)
+    add_tied_resnet_config(cfg)
+    add_tied_resnest_config(cfg)
+    add_msad_config(cfg)
+    add_resnet_ws_config(cfg)
+    add_san_config(cfg)
+    cfg.MODEL.DEVICE = resolve_device("auto")
+    return cfg
 
 
 class UnknownConfigKeyError(KeyError):

@@ -6,6 +6,7 @@
         --opts train.init_checkpoint=output/smoke_faster_rcnn_R18_FPN_synthetic/model_final.pth
 
 Boxes are labelled with the class names of the config's test dataset (any registered dataset).
+ResNet-WS detectors make the proposals of each image on the fly (their configs' Selective Search).
 """
 import argparse
 import glob
@@ -17,7 +18,7 @@ import cv2
 from detectron2.utils.visualizer import Visualizer
 
 from .data import dataset_metadata
-from .engine import load_config
+from .engine import add_weight_arguments, load_config
 from .io import write_bytes_atomically
 from .predictor import LazyPredictor
 
@@ -73,11 +74,13 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="folder for the PNGs")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--scale", type=float, default=1.0, help="PNG size / image size (2 for small images)")
+    add_weight_arguments(parser)
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="key=value overrides")
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config_file, args.opts)
-    predictor = LazyPredictor(cfg)
+    predictor = LazyPredictor(cfg, allow_partial_weights=args.allow_partial_weights,
+                              allow_random_weights=args.allow_random_weights)
     metadata = test_dataset_metadata(cfg)
     paths = list_images(args.input)
     stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]

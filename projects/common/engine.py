@@ -11,10 +11,12 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
@@ -32,8 +34,10 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 
 from .config import apply_overrides, resolve_config_file
+from .data import dataset_metadata
 from .io import atomic_output, write_bytes_atomically
 from .runtime import resolve_device
+from .weights import load_trained_weights
 
 __all__ = [
     "GradientAccumulationTrainer",
@@ -164,8 +168,16 @@ class TrainingCheckpointer(DetectionCheckpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
-        with atomic_output(save_file) as f:
-            torch.save(data, f)
+        try:
+            with atomic_output(save_file) as f:
+                torch.save(data, f)
+        except (OSError, RuntimeError) as error:  # torch reports a full disk as "unexpected pos"
+            free = shutil.disk_usage(self.save_dir).free / 2**30
+            raise OSError(
+                f"writing the checkpoint {save_file} failed ({type(error).__name__}: {error}); the previous "
+                f"checkpoints are intact. {free:.1f} GiB are free in {self.save_dir}: if the disk is full, free "
+                "space (or set train.output_dir elsewhere) and continue with --resume"
+            ) from error
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
@@ -209,6 +221,51 @@ def _ensure_final_checkpoint(checkpointer: TrainingCheckpointer, trainer) -> Non
     checkpointer.save("model_final", iteration=trainer.iter)
 
 
+def model_num_classes(model):
+    """The number of classes a model predicts: the ``num_classes`` its heads agree on (None when
+    no module has one, or they disagree)."""
+    counts = {m.num_classes for m in model.modules() if isinstance(getattr(m, "num_classes", None), int)}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def _dataset_names(cfg, split: str):
+    names = OmegaConf.select(cfg, f"dataloader.{split}.dataset.names", default=None)
+    return [names] if isinstance(names, str) else list(names or [])
+
+
+def check_dataset_classes(cfg, model, split: str) -> None:
+    """The ``dataloader.<split>`` datasets must have as many classes as the model predicts: with
+    fewer or more, training would learn the extra classes as background or fail with an index
+    error deep in a loss; evaluation would score the wrong classes."""
+    num_classes = model_num_classes(model)
+    if num_classes is None:
+        return
+    for name in _dataset_names(cfg, split):
+        classes = dataset_metadata(name).get("thing_classes")
+        if classes is not None and len(classes) != num_classes:
+            raise ValueError(
+                f"dataset {name!r} (dataloader.{split}) has {len(classes)} classes {list(classes)[:10]} but the "
+                f"model predicts {num_classes}: set the model's num_classes to {len(classes)} (e.g. "
+                f"model.roi_heads.num_classes={len(classes)} or model.num_classes={len(classes)}), or use a "
+                f"dataset with {num_classes} classes"
+            )
+
+
+def warn_if_test_classes_differ(cfg) -> None:
+    """Training and test datasets whose class names differ (e.g. the same names in another order)
+    make every per-class score of the evaluation wrong: say so with both lists."""
+    train_names, test_names = _dataset_names(cfg, "train"), _dataset_names(cfg, "test")
+    if not train_names or not test_names:
+        return
+    train_classes = dataset_metadata(train_names[0]).get("thing_classes")
+    test_classes = dataset_metadata(test_names[0]).get("thing_classes")
+    if train_classes is not None and test_classes is not None and list(train_classes) != list(test_classes):
+        logger.warning(
+            f"the test dataset {test_names[0]!r} names its classes {list(test_classes)}, the training dataset "
+            f"{train_names[0]!r} {list(train_classes)}: class i of the model is scored as the test set's class i"
+        )
+
+
 def load_config(config_file, overrides=()):
     """Load a LazyConfig, given by path or by its name under ``configs/`` (see
     ``projects.common.config``), and apply ``key=value`` overrides (checked: see
@@ -225,6 +282,8 @@ def do_test(cfg, model):
     if "evaluator" not in cfg.dataloader:
         return {}
     test_loader = instantiate(cfg.dataloader.test)  # first: it may generate embedded data
+    check_dataset_classes(cfg, model, "test")
+    warn_if_test_classes_differ(cfg)
     if cfg.get("test_time_augmentation") is not None:
         cfg.test_time_augmentation.model = model
         model = instantiate(cfg.test_time_augmentation)
@@ -259,6 +318,7 @@ def build_trainer(cfg):
         raise ValueError("train.amp.enabled=True needs CUDA (detectron2's AMPTrainer); "
                          "set train.amp.enabled=False on CPU")
     model = build_model(cfg)
+    check_dataset_classes(cfg, model, "train")
     cfg.optimizer.params.model = model
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
@@ -325,17 +385,27 @@ def main(args):
     default_setup(cfg, args)
     if args.eval_only:
         model = build_model(cfg)
-        model = wrap_ddp(cfg, model)
-        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
-        return do_test(cfg, model)
+        load_trained_weights(model, cfg.train.init_checkpoint, allow_partial=args.allow_partial_weights,
+                             allow_random=args.allow_random_weights)
+        return do_test(cfg, wrap_ddp(cfg, model))
     do_train(args, cfg)
     return None
 
 
 def parse_args(argv=None):
     """detectron2's launcher options (``--config-file``, ``--resume``, ``--eval-only``,
-    ``--num-gpus``, ..., ``key=value`` overrides)."""
-    return default_argument_parser(epilog=USAGE).parse_args(argv)
+    ``--num-gpus``, ..., ``key=value`` overrides) and the two that allow incomplete weights."""
+    parser = default_argument_parser(epilog=USAGE)
+    add_weight_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_weight_arguments(parser) -> None:
+    """``--allow-partial-weights`` and ``--allow-random-weights`` (see ``load_trained_weights``)."""
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="evaluate/predict even if the weights leave parameters of the model unloaded")
+    parser.add_argument("--allow-random-weights", action="store_true",
+                        help="evaluate/predict with the randomly initialised model when no weights are given")
 
 
 def run(argv=None):

@@ -2,6 +2,7 @@
 append-only JSONL "parts" with which resumable generators (DAP's pseudo boxes, ResNet-WS's
 proposals) survive being killed."""
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,19 @@ def atomic_output(path: str, mode: str = "wb") -> Iterator:
         raise
 
 
+def read_json(path: str):
+    """The content of a JSON file; one that does not parse is an error naming the file and the
+    likely cause (a truncated write or download), not a bare ``JSONDecodeError``."""
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path} is not valid JSON ({error}): the file is probably truncated (an interrupted write or "
+                "download): write or download it again (a generated file: delete it to have it regenerated)"
+            ) from error
+
+
 def write_json_atomically(path: str, content, indent: Optional[int] = None) -> None:
     """``content`` as JSON at ``path``, atomically (see ``atomic_output``)."""
     with atomic_output(path, "w") as f:
@@ -49,6 +63,18 @@ def save_figure_atomically(figure, path: str, **savefig_options) -> None:
     """A matplotlib figure as an image file at ``path`` (format from its extension), atomically."""
     with atomic_output(path) as f:
         figure.savefig(f, format=os.path.splitext(path)[1][1:] or "png", **savefig_options)
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file's content (a path or a URL that detectron2's PathManager fetches):
+    what a resumable run compares to know its inputs did not change in between."""
+    from detectron2.utils.file_io import PathManager
+
+    digest = hashlib.sha256()
+    with open(PathManager.get_local_path(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def refuse_to_overwrite(path: str, overwrite: bool) -> None:

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Union
 
 
 class Workflow:
@@ -45,15 +45,19 @@ class Workflow:
         return ["", "Step times: " + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in self.timings.items())]
 
 
-def workflow_main(run_workflow, description: str, default_output_dir: str, argv=None, add_arguments=None) -> str:
+def workflow_main(run_workflow, description: str, default_output_dir: Union[str, Callable[[dict], str]], argv=None,
+                  add_arguments=None) -> str:
     """The command line of a workflow: ``--output-dir`` and the options ``add_arguments(parser)``
-    adds, passed to ``run_workflow(output_dir, **options)``; prints and returns its report."""
+    adds, passed to ``run_workflow(output_dir, **options)``; prints and returns its report.
+    ``default_output_dir`` is a path, or a function of the other options that gives one."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--output-dir", default=default_output_dir)
+    parser.add_argument("--output-dir")
     if add_arguments is not None:
         add_arguments(parser)
     options = vars(parser.parse_args(argv))
     output_dir = options.pop("output_dir")
+    if output_dir is None:
+        output_dir = default_output_dir(options) if callable(default_output_dir) else default_output_dir
     os.makedirs(output_dir, exist_ok=True)
     report = run_workflow(output_dir, **options)
     print(report)

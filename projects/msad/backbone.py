@@ -19,7 +19,9 @@ from typing import Dict, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from detectron2.modeling import Backbone
+from detectron2.config import CfgNode
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone import FPN, BasicStem, ResNet
 from detectron2.modeling.backbone.fpn import LastLevelMaxPool, LastLevelP6P7
 
@@ -32,6 +34,8 @@ __all__ = [
     "DualResolutionBackbone",
     "ResNetWithC1",
     "aligned_resnet_fpn",
+    "build_aligned_resnet_fpn_backbone",
+    "build_dual_resolution_backbone",
     "downsample_nearest",
     "extract_levels",
     "level_shift_of_scale",
@@ -160,6 +164,29 @@ def aligned_resnet_fpn(
     return AlignedFPN(bottom_up, in_features, out_channels, norm=fpn_norm, top_block=top_block)
 
 
+@BACKBONE_REGISTRY.register()
+def build_aligned_resnet_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> AlignedFPN:
+    """yacs builder of ``aligned_resnet_fpn``: MODEL.MSAD.PYRAMID_LEVELS, MODEL.RESNETS.{DEPTH,
+    WIDTH, NORM, STRIDE_IN_1X1}, MODEL.FPN.{OUT_CHANNELS, NORM} and MODEL.BACKBONE.FREEZE_AT. The
+    levels fix the pyramid's inputs, so FPN.IN_FEATURES and RESNETS.OUT_FEATURES are not read."""
+    if input_shape.channels != 3:
+        raise ValueError(
+            f"aligned_resnet_fpn reads 3-channel images, got {input_shape.channels} channels: give "
+            "MODEL.PIXEL_MEAN and MODEL.PIXEL_STD 3 values"
+        )
+    resnets = cfg.MODEL.RESNETS
+    return aligned_resnet_fpn(
+        levels=cfg.MODEL.MSAD.PYRAMID_LEVELS,
+        depth=resnets.DEPTH,
+        width=resnets.WIDTH,
+        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
+        norm=resnets.NORM,
+        stride_in_1x1=resnets.STRIDE_IN_1X1,
+        freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        fpn_norm=cfg.MODEL.FPN.NORM,
+    )
+
+
 def level_shift_of_scale(scale: float) -> int:
     """k for an input scale of 2**-k (0.5 -> 1, 1.0 -> 0): the levels a downscaled input moves."""
     shift = -math.log2(scale) if scale > 0 else math.nan
@@ -260,3 +287,25 @@ class DualResolutionBackbone(Backbone):
         high = extract_levels(self.high_res, x, self.high_res_sources)
         low = extract_levels(self.low_res, downsample_nearest(x, self.level_shift), self.low_res_sources)
         return self.fusion(high, low)
+
+
+@BACKBONE_REGISTRY.register()
+def build_dual_resolution_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> DualResolutionBackbone:
+    """yacs builder of the dual-resolution student's backbone (supplement Table 3): two
+    ``build_aligned_resnet_fpn_backbone`` pyramids of widths MODEL.MSAD.DUAL_RESOLUTION.HIGH_RES_WIDTH
+    and LOW_RES_WIDTH (RESNETS.WIDTH is not read), the low one on the input scaled by
+    MODEL.MSAD.LOW_RES_SCALE, fused by C-FF of FPN.OUT_CHANNELS channels."""
+    dual = cfg.MODEL.MSAD.DUAL_RESOLUTION
+
+    def branch(width: float) -> AlignedFPN:
+        branch_cfg = cfg.clone()
+        branch_cfg.defrost()
+        branch_cfg.MODEL.RESNETS.WIDTH = width
+        return build_aligned_resnet_fpn_backbone(branch_cfg, input_shape)
+
+    return DualResolutionBackbone(
+        high_res=branch(dual.HIGH_RES_WIDTH),
+        low_res=branch(dual.LOW_RES_WIDTH),
+        fusion=CrossFeatureFusion(cfg.MODEL.FPN.OUT_CHANNELS, cfg.MODEL.MSAD.FUSION_HIDDEN_CHANNELS),
+        level_shift=level_shift_of_scale(cfg.MODEL.MSAD.LOW_RES_SCALE),
+    )

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.modeling.meta_arch import GeneralizedRCNN
 from detectron2.modeling.meta_arch.dense_detector import DenseDetector
@@ -54,12 +55,14 @@ __all__ = [
     "MultiScaleFusionTeacher",
     "aligned_distillation_loss",
     "detector_adapter",
+    "detector_from_config",
     "distillation_ramp",
 ]
 
 logger = logging.getLogger(__name__)
 
 PATHS = ("high", "low", "fused")
+MSAD_META_ARCHITECTURES = ("MultiScaleFusionTeacher", "AlignedDistillationStudent", "DualResolutionStudent")
 
 
 class _DenseDetectorAdapter:
@@ -129,6 +132,18 @@ def _level_strides(detector: nn.Module, level_names: Sequence[str]) -> Dict[str,
     if missing:
         raise ValueError(f"the detector reads {missing}, which its backbone does not output ({sorted(shapes)})")
     return {name: shapes[name].stride for name in sorted(level_names, key=lambda name: shapes[name].stride)}
+
+
+def detector_from_config(cfg: CfgNode) -> nn.Module:
+    """The detector the MSAD models wrap, built from ``cfg`` as the meta-architecture
+    MODEL.MSAD.DETECTOR ("FCOS", "RetinaNet", "GeneralizedRCNN"...) with ``cfg``'s backbone."""
+    name = cfg.MODEL.MSAD.DETECTOR
+    if name in MSAD_META_ARCHITECTURES:
+        raise ValueError(
+            f"MODEL.MSAD.DETECTOR={name!r} is an MSAD model: name the detector it wraps, e.g. \"FCOS\" or "
+            "\"GeneralizedRCNN\" (MODEL.META_ARCHITECTURE names the MSAD model)"
+        )
+    return META_ARCH_REGISTRY.get(name)(cfg)
 
 
 def _normalize_and_pad(detector: nn.Module, batched_inputs: List[Dict], size_divisibility: int) -> ImageList:
@@ -201,8 +216,11 @@ class MultiScaleFusionTeacher(nn.Module):
 
     The detector's per-forward state is updated once per path (RetinaNet's EMA loss normaliser
     three times per iteration, with the same foreground count: the paths share anchors and targets).
+
+    yacs: ``MODEL.META_ARCHITECTURE = "MultiScaleFusionTeacher"`` (options of ``add_msad_config``).
     """
 
+    @configurable
     def __init__(
         self,
         detector: nn.Module,
@@ -257,6 +275,21 @@ class MultiScaleFusionTeacher(nn.Module):
                 f"the detector's levels have {sorted(channels)} channels but the fusion expects "
                 f"{fusion.channels}: set CrossFeatureFusion(channels=) to the FPN's out_channels"
             )
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        """``detector_from_config``, C-FF on MODEL.FPN.OUT_CHANNELS and MODEL.MSAD.{FUSION_*,
+        LOW_RES_SCALE, INFERENCE_PATH, SIZE_DIVISIBILITY (0: the smallest aligned)}."""
+        msad = cfg.MODEL.MSAD
+        return {
+            "detector": detector_from_config(cfg),
+            "fusion": CrossFeatureFusion(cfg.MODEL.FPN.OUT_CHANNELS, msad.FUSION_HIDDEN_CHANNELS),
+            "fusion_loss_weight": msad.FUSION_LOSS_WEIGHT,
+            "low_res_scale": msad.LOW_RES_SCALE,
+            "level_shift": level_shift_of_scale(msad.LOW_RES_SCALE),
+            "inference_path": msad.INFERENCE_PATH,
+            "size_divisibility": msad.SIZE_DIVISIBILITY or None,
+        }
 
     @property
     def inference_path(self) -> str:
@@ -358,8 +391,12 @@ class AlignedDistillationStudent(nn.Module):
     Initialisation from a teacher checkpoint: see the module note. Under DDP, a low-resolution
     student whose FPN makes P7 from P6 leaves that conv unused (the student reads P2..P6):
     set ``train.ddp.find_unused_parameters=True``.
+
+    yacs: ``MODEL.META_ARCHITECTURE = "AlignedDistillationStudent"``; its teacher is the
+    ``MultiScaleFusionTeacher`` of the same config (same detector architecture).
     """
 
+    @configurable
     def __init__(
         self,
         detector: nn.Module,
@@ -403,6 +440,19 @@ class AlignedDistillationStudent(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.detector.device
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        """``detector_from_config``, the teacher of the same config and MODEL.MSAD.{DISTILL_WEIGHT,
+        DISTILL_WARMUP_ITERS, STUDENT_INPUT_SCALE}."""
+        msad = cfg.MODEL.MSAD
+        return {
+            "detector": detector_from_config(cfg),
+            "teacher": MultiScaleFusionTeacher(cfg),
+            "distill_weight": msad.DISTILL_WEIGHT,
+            "warmup_iters": msad.DISTILL_WARMUP_ITERS,
+            "input_scale": msad.STUDENT_INPUT_SCALE,
+        }
 
     @property
     def training_size_divisibility(self) -> int:
@@ -461,8 +511,13 @@ class DualResolutionStudent(AlignedDistillationStudent):
     From a teacher checkpoint it takes the head and C-FF weights, and the teacher's backbone for
     each branch of the same architecture (e.g. the full-width low-resolution branch); a branch of
     another width keeps its own initialisation (logged).
+
+    yacs: ``MODEL.META_ARCHITECTURE = "DualResolutionStudent"`` with ``MODEL.BACKBONE.NAME =
+    "build_dual_resolution_backbone"``; the teacher's detector is the same with the aligned
+    pyramid ``build_aligned_resnet_fpn_backbone`` of MODEL.RESNETS.WIDTH.
     """
 
+    @configurable
     def __init__(
         self,
         detector: nn.Module,
@@ -473,6 +528,18 @@ class DualResolutionStudent(AlignedDistillationStudent):
         if not isinstance(getattr(detector, "backbone", None), DualResolutionBackbone):
             raise TypeError("DualResolutionStudent's detector needs a DualResolutionBackbone backbone")
         super().__init__(detector, teacher, distill_weight, warmup_iters, input_scale=1.0)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        teacher_cfg = cfg.clone()
+        teacher_cfg.defrost()
+        teacher_cfg.MODEL.BACKBONE.NAME = "build_aligned_resnet_fpn_backbone"
+        return {
+            "detector": detector_from_config(cfg),
+            "teacher": MultiScaleFusionTeacher(teacher_cfg),
+            "distill_weight": cfg.MODEL.MSAD.DISTILL_WEIGHT,
+            "warmup_iters": cfg.MODEL.MSAD.DISTILL_WARMUP_ITERS,
+        }
 
     def student_weights_from_teacher(self, checkpoint: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         backbone_prefix, fusion_prefix = "detector.backbone.", "fusion."

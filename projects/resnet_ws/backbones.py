@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from fvcore.nn.weight_init import c2_msra_fill
 from torch import nn
 
+from detectron2.config import CfgNode, configurable
 from detectron2.layers import CNNBlockBase, Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.resnet import BasicBlock, BottleneckBlock, ResNet
@@ -324,6 +325,7 @@ class Res5BoxHead(nn.Module):
     Parameters are ``res5.<block>.*`` as in detectron2's ResNet and Res5ROIHeads.
     """
 
+    @configurable
     def __init__(self, depth: int = 50, *, norm: str = "FrozenBN", freeze: bool = False,
                  stride_in_1x1: bool = False, width: float = 1.0):
         """
@@ -354,32 +356,43 @@ class Res5BoxHead(nn.Module):
             blocks = [block.freeze() for block in blocks]
         self.res5 = nn.Sequential(*blocks)
 
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: ShapeSpec) -> dict:
+        """The plain ResNet's MODEL.RESNETS.{DEPTH, NORM, STRIDE_IN_1X1, WIDTH}; frozen with the
+        backbone's F5 (MODEL.BACKBONE.FREEZE_AT = 5)."""
+        resnets = cfg.MODEL.RESNETS
+        options = {"stride_in_1x1": resnets.STRIDE_IN_1X1} if resnets.DEPTH >= 50 else {}
+        return {"depth": resnets.DEPTH, "norm": resnets.NORM, "freeze": cfg.MODEL.BACKBONE.FREEZE_AT >= 5,
+                "width": resnets.WIDTH, **options}
+
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.res5(pooled).mean(dim=(2, 3))
 
 
 @BACKBONE_REGISTRY.register()
-def build_resnet_ws_backbone(cfg, input_shape: ShapeSpec) -> ResNetWS:
-    """ResNet-WS in its WSOD form (output stride 8) from a yacs config. Reads
-    MODEL.RESNETS.DEPTH, NORM, OUT_FEATURES and MODEL.BACKBONE.FREEZE_AT; the other RESNETS keys
-    describe options of detectron2's ResNet that ResNet-WS does not have."""
+def build_resnet_ws_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> ResNetWS:
+    """ResNet-WS from a yacs config: MODEL.RESNET_WS.OUTPUT_STRIDE (8: the WSOD form, 16: the
+    classification form), MODEL.RESNETS.DEPTH, NORM, OUT_FEATURES, WIDTH and
+    MODEL.BACKBONE.FREEZE_AT; the other RESNETS keys describe options of detectron2's ResNet
+    that ResNet-WS does not have."""
     return ResNetWS(
         cfg.MODEL.RESNETS.DEPTH,
-        output_stride=8,
+        output_stride=cfg.MODEL.RESNET_WS.OUTPUT_STRIDE,
         norm=cfg.MODEL.RESNETS.NORM,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         out_features=cfg.MODEL.RESNETS.OUT_FEATURES,
+        width=cfg.MODEL.RESNETS.WIDTH,
         in_channels=input_shape.channels,
     )
 
 
 @BACKBONE_REGISTRY.register()
-def build_densenet_ws_backbone(cfg, input_shape: ShapeSpec) -> DenseNetWS:
-    """DenseNet121-WS in its WSOD form from a yacs config. detectron2's config has no DenseNet
-    node, so it reads MODEL.RESNETS.NORM, OUT_FEATURES and MODEL.BACKBONE.FREEZE_AT (the
-    depth is always 121: MODEL.RESNETS.DEPTH is not read)."""
+def build_densenet_ws_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> DenseNetWS:
+    """DenseNet121-WS from a yacs config. detectron2's config has no DenseNet node, so it reads
+    MODEL.RESNET_WS.OUTPUT_STRIDE, MODEL.RESNETS.NORM, OUT_FEATURES and MODEL.BACKBONE.FREEZE_AT
+    (the depth is always 121: MODEL.RESNETS.DEPTH and WIDTH are not read)."""
     return DenseNetWS(
-        output_stride=8,
+        output_stride=cfg.MODEL.RESNET_WS.OUTPUT_STRIDE,
         norm=cfg.MODEL.RESNETS.NORM,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
         out_features=cfg.MODEL.RESNETS.OUT_FEATURES,

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from detectron2.config import CfgNode, configurable
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import ImageList
 
@@ -21,6 +23,11 @@ class NeckClassifier(ImageClassifier):
     -> ``fc`` (Table A1: ResNet-WS in its classification form, ``output_stride=16``, turns a
     224x224 crop into a 14x14 res5 map, pooled to the neck's 7x7).
 
+    yacs: ``MODEL.META_ARCHITECTURE = "NeckClassifier"``, ImageClassifier's options plus the neck's
+    MODEL.RAN and its pooled size MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION (the RoI pooler resolution
+    of the detectors it initialises); the backbone in its classification form
+    (MODEL.RESNET_WS.OUTPUT_STRIDE = 16).
+
     Parameters are ``backbone.*``, ``neck.*`` and ``fc.*``: a checkpoint of this model loads with
     ``DetectionCheckpointer`` (``train.init_checkpoint``) into a WSOD detector with attributes
     ``backbone`` (the same backbone in its WSOD form) and ``neck``; only ``fc.*`` is unused.
@@ -31,6 +38,7 @@ class NeckClassifier(ImageClassifier):
     the 7x7 neck); other sizes raise an error naming it.
     """
 
+    @configurable
     def __init__(self, *, neck: RedundantAdaptationNeck, **classifier_args):
         """
         Args:
@@ -53,6 +61,20 @@ class NeckClassifier(ImageClassifier):
         self.fc = nn.Linear(neck.output_size, self.num_classes)
         nn.init.normal_(self.fc.weight, std=0.01)
         nn.init.zeros_(self.fc.bias)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        classifier_args = super().from_config(cfg)
+        shapes = classifier_args["backbone"].output_shape()
+        in_feature = classifier_args["in_feature"]
+        if in_feature not in shapes:
+            raise ValueError(
+                f"MODEL.CLASSIFIER.IN_FEATURE={in_feature!r} is not an output of the backbone {sorted(shapes)}: "
+                "pick one of them or add it to MODEL.RESNETS.OUT_FEATURES"
+            )
+        pooled_size = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
+        neck_input = ShapeSpec(channels=shapes[in_feature].channels, height=pooled_size, width=pooled_size)
+        return {**classifier_args, "neck": RedundantAdaptationNeck(cfg, neck_input)}
 
     def preprocess_image(self, batched_inputs: List[Dict]) -> ImageList:
         """ImageClassifier's, after checking that every image has the fixed input size."""

@@ -14,12 +14,15 @@ import logging
 import sys
 from typing import Hashable, List, Sequence, Union
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import build_detection_test_loader
+from detectron2.data.build import check_metadata_consistency
 from detectron2.evaluation import DatasetEvaluators
+from detectron2.structures import BoxMode
 from detectron2.utils.file_io import PathManager
 
 from projects.common.data import DetectionDatasetMapper, get_detection_dataset_dicts
@@ -66,13 +69,19 @@ def get_weak_detection_dataset_dicts(
                 "Search), convert downloaded MCG / Selective Search .mat files with `python -m "
                 "projects.resnet_ws.proposals convert ...`, or point to an existing detectron2 proposal file"
             )
-    try:
-        dataset_dicts = get_detection_dataset_dicts(names, filter_empty=False, proposal_files=proposal_files)
-    except KeyError as err:  # detectron2's load_proposals_into_dataset looks every image id up
-        raise KeyError(
-            f"image id {err} of {names} has no entry in the proposal files {proposal_files}: "
-            "each file must hold proposals for every image of its dataset"
-        ) from err
+    dataset_dicts = []
+    for name, proposal_file in zip(names, proposal_files):
+        try:
+            dicts = get_detection_dataset_dicts(name, filter_empty=False, proposal_files=[proposal_file])
+        except KeyError as err:  # detectron2's load_proposals_into_dataset looks every image id up
+            raise KeyError(
+                f"image id {err} of {name!r} has no entry in the proposal file {proposal_file}: "
+                "each file must hold proposals for every image of its dataset"
+            ) from err
+        check_proposals(dicts, proposal_file)
+        dataset_dicts += dicts
+    if len(names) > 1:
+        check_metadata_consistency("thing_classes", names)
     unlabelled = images_without_labels(dataset_dicts)
     if unlabelled:
         logger.warning(
@@ -80,6 +89,38 @@ def get_weak_detection_dataset_dicts(
             f"{unlabelled[:5]}): they are kept but skipped by the weakly supervised losses"
         )
     return dataset_dicts
+
+
+def check_proposals(dataset_dicts: Sequence[dict], proposal_file: str) -> None:
+    """Refuse, naming the file, the image and a box, proposals that would be trained on wrongly or
+    crash training when their image comes up: NaN or infinite coordinates, negative widths or
+    heights (detectron2 would silently swap the corners), or an image none of whose proposals
+    overlaps it."""
+    for record in dataset_dicts:
+        boxes = BoxMode.convert(
+            np.asarray(record["proposal_boxes"], dtype=np.float64).reshape(-1, 4),
+            record.get("proposal_bbox_mode", BoxMode.XYXY_ABS), BoxMode.XYXY_ABS,
+        )
+        image = f"image {record.get('image_id')!r} ({record.get('file_name')})"
+        if not np.isfinite(boxes).all():
+            bad = boxes[~np.isfinite(boxes).all(axis=1)][0].tolist()
+            raise ValueError(f"{proposal_file}: a proposal of {image} is not finite, {bad}: regenerate the file")
+        inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if inverted.any():
+            raise ValueError(
+                f"{proposal_file}: proposal {boxes[inverted][0].tolist()} of {image} has a negative width or "
+                "height: boxes are [x1, y1, x2, y2] with x1 <= x2 and y1 <= y2 (set 'bbox_mode' in the file "
+                "if they are [x, y, w, h]); fix or regenerate the file"
+            )
+        width, height = record.get("width"), record.get("height")
+        if width is None or height is None or not len(boxes):
+            continue
+        clipped = np.clip(boxes, 0, [width, height, width, height])
+        if not ((clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])).any():
+            raise ValueError(
+                f"{proposal_file}: none of the {len(boxes)} proposals of {image} overlaps the {width}x{height} "
+                f"image (e.g. {boxes[0].tolist()}): were they computed for another image or another size?"
+            )
 
 
 class ProposalDatasetMapper(DetectionDatasetMapper):

@@ -132,7 +132,8 @@ def _mean_over_labelled(per_image_losses: List[torch.Tensor], reference: torch.T
 
 
 def _num_proposals(proposal_boxes: Sequence[Boxes], features: torch.Tensor) -> List[int]:
-    num_proposals = [len(boxes) for boxes in proposal_boxes]
+    # shape[0], not len(): a tensor while traced for export, so the per-image split follows the input
+    num_proposals = [boxes.tensor.shape[0] for boxes in proposal_boxes]
     if sum(num_proposals) != len(features):
         raise ValueError(
             f"got {len(features)} proposal features but {sum(num_proposals)} proposal boxes "

@@ -1,18 +1,21 @@
 """
 The weakly supervised detector of ResNet-WS: backbone -> RoIPool of precomputed proposals ->
 optional box head -> neck -> WSDDN / OICR / OICR+REG head, trained from image-level labels only;
-and its test-time augmentation over scales and horizontal flip.
+and its test-time augmentation over scales and horizontal flip. At inference, inputs without
+proposals get them from the model's ``proposal_generator`` (e.g. Selective Search), so that the
+predictor and the demo work on any image.
 """
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from detectron2.layers import cat
-from detectron2.modeling import META_ARCH_REGISTRY, Backbone, DatasetMapperTTA
+from detectron2.config import CfgNode, configurable
+from detectron2.layers import ShapeSpec, cat
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, DatasetMapperTTA, build_backbone
 from detectron2.modeling.poolers import ROIPooler
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_image
@@ -21,7 +24,22 @@ from detectron2.utils.events import get_event_storage
 
 from projects.common.modeling import normalize_and_pad, register_pixel_statistics
 
+from .backbones import Res5BoxHead
 from .heads import build_weak_detection_head
+from .neck import RedundantAdaptationNeck
+
+WSOD_NECKS = {"RedundantAdaptationNeck": RedundantAdaptationNeck, "Res5BoxHead": Res5BoxHead}
+"""Necks a yacs config can name (MODEL.WSOD.NECK): ResNet-WS's adaptation neck, or conv5_x per
+RoI for the plain-ResNet C4 baseline."""
+
+
+def _selective_search_from_config(options: CfgNode):
+    """``SelectiveSearchProposals`` of MODEL.WSOD.SELECTIVE_SEARCH (imported here: the proposal
+    package is not imported with the model)."""
+    from .proposals.search import SelectiveSearchProposals
+
+    return SelectiveSearchProposals(mode=options.MODE, max_proposals=options.MAX_PROPOSALS,
+                                    min_size=options.MIN_SIZE, max_image_size=options.MAX_IMAGE_SIZE)
 
 
 @META_ARCH_REGISTRY.register()
@@ -32,7 +50,8 @@ class WeaklySupervisedRCNN(nn.Module):
     Inputs are detectron2's: a list of dicts with ``"image"`` (C, H, W) in ``input_format``,
     ``"proposals"`` (``Instances`` with ``proposal_boxes`` and ``objectness_logits`` in the
     image's coordinates, what ``DatasetMapper(precomputed_proposal_topk=K)`` makes of a
-    detectron2 proposal file), optional ``"height"``/``"width"`` (output size) and, in training,
+    detectron2 proposal file; at inference, inputs without get them from ``proposal_generator``
+    when one is set), optional ``"height"``/``"width"`` (output size) and, in training,
     ``"instances"`` whose distinct ``gt_classes`` are the image-level label. Boxes of the
     annotations are never read. Images without any class are left out of the losses and counted
     in the EventStorage as ``weak_supervision/images_without_labels``.
@@ -49,8 +68,12 @@ class WeaklySupervisedRCNN(nn.Module):
     Training returns the head's losses. Inference returns ``[{"instances": Instances}]`` with
     ``pred_boxes``, ``scores``, ``pred_classes`` in the ``height`` x ``width`` output frame,
     after per-class NMS; ``predict_proposals`` gives the per-proposal scores before NMS.
+
+    yacs: ``MODEL.META_ARCHITECTURE = "WeaklySupervisedRCNN"`` with the options of
+    ``add_resnet_ws_config`` (see ``from_config``).
     """
 
+    @configurable
     def __init__(
         self,
         *,
@@ -70,6 +93,7 @@ class WeaklySupervisedRCNN(nn.Module):
         test_score_thresh: Optional[float] = None,
         test_nms_thresh: Optional[float] = None,
         test_detections_per_image: int = 100,
+        proposal_generator: Optional[Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]] = None,
     ):
         """
         Args:
@@ -89,6 +113,12 @@ class WeaklySupervisedRCNN(nn.Module):
             test_score_thresh, test_nms_thresh: detection score threshold and per-class NMS IoU;
                 None takes the head's (WSDDN: 1e-9, 0.5; OICR: 1e-5, 0.3, the authors' configs).
             test_detections_per_image: detections kept per image after NMS.
+            proposal_generator: where inference gets the proposals of an input that has none
+                (training always needs precomputed ones): called with the input image as
+                (H, W, 3) uint8 BGR, it returns (N, 4) XYXY boxes in its pixels and (N,) scores
+                (stored as ``objectness_logits``), e.g.
+                ``projects.resnet_ws.proposals.SelectiveSearchProposals``; None: every input
+                must carry its proposals.
         """
         super().__init__()
         output_shapes = backbone.output_shape()
@@ -120,7 +150,55 @@ class WeaklySupervisedRCNN(nn.Module):
         self.test_score_thresh = self.head.TEST_SCORE_THRESH if test_score_thresh is None else test_score_thresh
         self.test_nms_thresh = self.head.TEST_NMS_THRESH if test_nms_thresh is None else test_nms_thresh
         self.test_detections_per_image = test_detections_per_image
+        if proposal_generator is not None and input_format not in ("BGR", "RGB"):
+            raise ValueError(
+                f"proposal_generator needs colour images, but input_format={input_format!r}: use 'BGR' or "
+                "'RGB', or give every input precomputed proposals (proposal_generator=None)"
+            )
+        self.proposal_generator = proposal_generator
         register_pixel_statistics(self, pixel_mean, pixel_std)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        """The backbone of MODEL.BACKBONE, MODEL.WSOD.* (the neck ``WSOD_NECKS[NECK]`` on the
+        IN_FEATURE map pooled by MODEL.ROI_BOX_HEAD.POOLER_TYPE at POOLER_RESOLUTION; test
+        thresholds None: the head's; PROPOSAL_GENERATOR "SelectiveSearch" with the options of
+        MODEL.WSOD.SELECTIVE_SEARCH, or "": none), MODEL.PIXEL_MEAN/PIXEL_STD, INPUT.FORMAT and
+        TEST.DETECTIONS_PER_IMAGE."""
+        wsod = cfg.MODEL.WSOD
+        if wsod.NECK not in WSOD_NECKS:
+            raise ValueError(f"MODEL.WSOD.NECK={wsod.NECK!r} is not one of {sorted(WSOD_NECKS)}")
+        if wsod.PROPOSAL_GENERATOR not in ("", "SelectiveSearch"):
+            raise ValueError(
+                f"MODEL.WSOD.PROPOSAL_GENERATOR={wsod.PROPOSAL_GENERATOR!r}: use \"SelectiveSearch\" (boxes made for "
+                "inputs without proposals) or \"\" (every input brings its own)"
+            )
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        if wsod.IN_FEATURE not in shapes:
+            raise ValueError(
+                f"MODEL.WSOD.IN_FEATURE={wsod.IN_FEATURE!r} is not an output of the {cfg.MODEL.BACKBONE.NAME} "
+                f"backbone {sorted(shapes)}: pick one of them or add it to MODEL.RESNETS.OUT_FEATURES"
+            )
+        resolution = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
+        pooled_shape = ShapeSpec(channels=shapes[wsod.IN_FEATURE].channels, height=resolution, width=resolution)
+        return {
+            "backbone": backbone,
+            "in_feature": wsod.IN_FEATURE,
+            "neck": WSOD_NECKS[wsod.NECK](cfg, pooled_shape),
+            "num_classes": wsod.NUM_CLASSES,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "input_format": cfg.INPUT.FORMAT,
+            "head_type": wsod.HEAD_TYPE,
+            "pooler_resolution": resolution,
+            "pooler_type": cfg.MODEL.ROI_BOX_HEAD.POOLER_TYPE,
+            "scale_by_proposal_score": wsod.SCALE_BY_PROPOSAL_SCORE,
+            "test_score_thresh": wsod.SCORE_THRESH_TEST,
+            "test_nms_thresh": wsod.NMS_THRESH_TEST,
+            "test_detections_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "proposal_generator": _selective_search_from_config(wsod.SELECTIVE_SEARCH) if wsod.PROPOSAL_GENERATOR else None,
+        }
 
     @property
     def device(self) -> torch.device:
@@ -173,21 +251,51 @@ class WeaklySupervisedRCNN(nn.Module):
         return labels
 
     def _proposals(self, batched_inputs: List[Dict]) -> List[Instances]:
+        """Each input's precomputed proposals; at inference, ``proposal_generator``'s for inputs without."""
         proposals = []
         for index, x in enumerate(batched_inputs):
-            if "proposals" not in x:
+            if "proposals" in x:
+                input_proposals = x["proposals"]
+                if len(input_proposals) == 0:
+                    raise ValueError(
+                        f"input {index} ({x.get('file_name', 'no file_name')}) has no proposals: its proposal "
+                        "file entry is empty or every proposal was filtered out (proposal_min_size)"
+                    )
+            elif not self.training and self.proposal_generator is not None:
+                input_proposals = self.generate_proposals(x["image"])
+            else:
                 raise KeyError(
-                    f"WeaklySupervisedRCNN needs precomputed 'proposals' in every input, but input {index} "
-                    f"only has {sorted(x)}: load proposal files with get_detection_dataset_dicts(..., "
-                    "proposal_files=[...]) and map with a proposal top-K (projects.resnet_ws.data)"
+                    f"WeaklySupervisedRCNN needs 'proposals' in every {'training ' if self.training else ''}input, "
+                    f"but input {index} only has {sorted(x)}: load proposal files with get_weak_detection_dataset_dicts"
+                    "(..., proposal_files=[...]) and map with a proposal top-K (projects.resnet_ws.data)"
+                    + ("" if self.training else "; or set the model's proposal_generator (e.g. SelectiveSearchProposals) "
+                       "to make them for inputs that have none")
                 )
-            if len(x["proposals"]) == 0:
-                raise ValueError(
-                    f"input {index} ({x.get('file_name', 'no file_name')}) has no proposals: its proposal file "
-                    "entry is empty or every proposal was filtered out (proposal_min_size)"
-                )
-            proposals.append(x["proposals"].to(self.device))
+            proposals.append(input_proposals.to(self.device))
         return proposals
+
+    def generate_proposals(self, image: torch.Tensor) -> Instances:
+        """``proposal_generator``'s proposals of one input image ((C, H, W) in ``input_format``, as
+        the model reads it), in its pixels, highest score first."""
+        if self.proposal_generator is None:
+            raise ValueError(
+                "this WeaklySupervisedRCNN has no proposal_generator: give the input precomputed 'proposals', "
+                "or set proposal_generator (e.g. projects.resnet_ws.proposals.SelectiveSearchProposals)"
+            )
+        pixels = image.detach().permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        if self.input_format == "RGB":
+            pixels = pixels[:, :, ::-1]
+        boxes, scores = self.proposal_generator(np.ascontiguousarray(pixels))
+        boxes = torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 4)
+        scores = torch.as_tensor(np.asarray(scores), dtype=torch.float32).reshape(-1)
+        if len(boxes) == 0 or len(scores) != len(boxes):
+            raise ValueError(
+                f"the proposal generator {self.proposal_generator!r} gave {len(boxes)} boxes and {len(scores)} "
+                f"scores for a {pixels.shape[0]}x{pixels.shape[1]} image: it must find at least one box and score "
+                "each (lower its min_size for small images)"
+            )
+        order = scores.argsort(descending=True, stable=True)
+        return Instances(tuple(image.shape[-2:]), proposal_boxes=Boxes(boxes[order]), objectness_logits=scores[order])
 
     def predict_proposals(self, batched_inputs: List[Dict]) -> List[Instances]:
         """
@@ -204,7 +312,7 @@ class WeaklySupervisedRCNN(nn.Module):
 
     def detect(self, class_scores: torch.Tensor, predicted_boxes: torch.Tensor, image_size) -> Instances:
         """Score threshold, per-class NMS and top detections of one image's per-proposal predictions."""
-        background = class_scores.new_zeros(len(class_scores), 1)  # detectron2 expects a last background column
+        background = torch.zeros_like(class_scores[:, :1])  # detectron2 expects a last background column
         instances, _ = fast_rcnn_inference_single_image(
             predicted_boxes,
             torch.cat([class_scores, background], dim=1),
@@ -273,11 +381,14 @@ class WeaklySupervisedRCNNWithTTA(nn.Module):
     def merged_proposal_predictions(self, input_dict: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
         """(R, C) class scores and (R, 4) or (R, 4C) boxes of the input's proposals, averaged over
         the views, boxes in the original ``height`` x ``width`` frame."""
+        if "proposals" not in input_dict and "image" in input_dict and self.model.proposal_generator is not None:
+            input_dict = dict(input_dict, proposals=self.model.generate_proposals(input_dict["image"]))
         for key in ("image", "height", "width", "proposals"):
             if key not in input_dict:
                 raise KeyError(
                     f"test-time augmentation needs {key!r} in every input, got only {sorted(input_dict)}: "
                     "use the test mapper of projects.resnet_ws.data (it keeps height, width and proposals)"
+                    + (", or give the model a proposal_generator" if key == "proposals" else "")
                 )
         original_boxes = self._proposals_in_original_frame(input_dict)
         views = self.tta_mapper(input_dict)

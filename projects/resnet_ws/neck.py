@@ -6,6 +6,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from detectron2.config import CfgNode, configurable
+from detectron2.layers import ShapeSpec
+
 
 class RedundantAdaptationNeck(nn.Module):
     """
@@ -16,6 +19,7 @@ class RedundantAdaptationNeck(nn.Module):
     The paper's dims: (4096, 4096) for ResNet18-WS, (2048, 4096) for ResNet50/101-WS.
     """
 
+    @configurable
     def __init__(self, in_channels: int, pooled_size: int = 7,
                  hidden_dims: Sequence[int] = (4096, 4096), dropout: float = 0.5):
         super().__init__()
@@ -30,6 +34,16 @@ class RedundantAdaptationNeck(nn.Module):
             layers += [nn.Linear(width, dim), nn.ReLU(inplace=True), nn.Dropout(dropout)]
             width = dim
         self.layers = nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: ShapeSpec) -> dict:
+        """Channels and (square) pooled size from ``input_shape``, widths and dropout from MODEL.RAN."""
+        return {
+            "in_channels": input_shape.channels,
+            "pooled_size": input_shape.height,
+            "hidden_dims": cfg.MODEL.RAN.HIDDEN_DIMS,
+            "dropout": cfg.MODEL.RAN.DROPOUT,
+        }
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         expected = (self.in_channels, self.pooled_size, self.pooled_size)

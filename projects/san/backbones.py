@@ -21,7 +21,9 @@ from torch.nn import functional as F
 
 from fvcore.nn.weight_init import c2_msra_fill
 
-from detectron2.modeling import Backbone
+from detectron2.config import CfgNode
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
 from projects.common.modeling.backbone import RESNET_BLOCKS_PER_STAGE
 
@@ -265,6 +267,29 @@ class SANMobileNetV2(SANBackbone):
         for block in self.blocks:
             x = block(x, encoding, resolution)
         return {"res5": F.relu6(self.head(x, encoding, resolution))}
+
+
+@BACKBONE_REGISTRY.register()
+def build_san_resnet_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> SANResNet:
+    """yacs builder of ``SANResNet``: MODEL.SAN.RESOLUTIONS (the training resolutions) and
+    MODEL.RESNETS.{DEPTH, WIDTH, OUT_FEATURES} (the norm is always SAN's private BN)."""
+    return SANResNet(
+        depth=cfg.MODEL.RESNETS.DEPTH,
+        resolutions=cfg.MODEL.SAN.RESOLUTIONS,
+        width=cfg.MODEL.RESNETS.WIDTH,
+        out_features=cfg.MODEL.RESNETS.OUT_FEATURES,
+        in_channels=input_shape.channels,
+    )
+
+
+@BACKBONE_REGISTRY.register()
+def build_san_mobilenetv2_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> SANMobileNetV2:
+    """yacs builder of ``SANMobileNetV2``: MODEL.SAN.RESOLUTIONS and MODEL.SAN.WIDTH_MULT."""
+    return SANMobileNetV2(
+        resolutions=cfg.MODEL.SAN.RESOLUTIONS,
+        width_mult=cfg.MODEL.SAN.WIDTH_MULT,
+        in_channels=input_shape.channels,
+    )
 
 
 def calibrate_batchnorm(backbone: SANBackbone, batches: Iterable[torch.Tensor],

@@ -64,10 +64,13 @@ class MetaConv2d(nn.Module):
 
     In eval mode the kernel of each encoding is computed once, without autograd, and cached, so
     an eval forward costs what a plain convolution costs (gradients still reach the input, not
-    the meta layer). The cache is cleared by ``.train()`` and whenever ``A`` or ``b`` change
-    in place (optimizer steps, ``load_state_dict``, ``.to()``), detected through their version
-    counters and storage; edits through ``.data`` bypass the counters, call ``.train()`` after
-    them. Training mode never caches.
+    the meta layer). It is cached in the memory format of the input it is used on: with the
+    model in channels_last (``model.to(memory_format=torch.channels_last)``) the convolutions
+    run in channels_last end to end, which on CPU pays at small resolutions
+    (benchmarks/san_latency.py). The cache is cleared by ``.train()`` and whenever ``A`` or
+    ``b`` change in place (optimizer steps, ``load_state_dict``, ``.to()``), detected through
+    their version counters and storage; edits through ``.data`` bypass the counters, call
+    ``.train()`` after them. Training mode never caches.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
@@ -89,7 +92,7 @@ class MetaConv2d(nn.Module):
             nn.init.zeros_(self.meta.weight)
             nn.init.kaiming_normal_(self.meta.bias.view(self.kernel_shape), mode="fan_out",
                                     nonlinearity="relu")
-        self._cached_kernels: Dict[float, torch.Tensor] = {}
+        self._cached_kernels: Dict[Tuple[float, torch.memory_format], torch.Tensor] = {}
         self._cached_for = None
 
     def _generate(self, encoding: float) -> torch.Tensor:
@@ -100,23 +103,25 @@ class MetaConv2d(nn.Module):
         """Changes whenever A or b may have changed (in-place update, new storage or device)."""
         return tuple((p._version, p.data_ptr(), p.device, p.dtype) for p in self.meta.parameters())
 
-    def kernel(self, encoding: float) -> torch.Tensor:
-        """The generated kernel ``W(encoding)``; cached per encoding in eval mode."""
+    def kernel(self, encoding: float, memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        """The generated kernel ``W(encoding)``; in eval mode cached per encoding and memory format."""
         if self.training:
             return self._generate(encoding)
         state = self._parameter_state()
         if state != self._cached_for:
             self._cached_kernels.clear()
             self._cached_for = state
-        key = float(encoding)
+        key = (float(encoding), memory_format)
         if key not in self._cached_kernels:
             with torch.no_grad():
-                self._cached_kernels[key] = self._generate(key)
+                self._cached_kernels[key] = self._generate(key[0]).contiguous(memory_format=memory_format)
         return self._cached_kernels[key]
 
     def forward(self, x: torch.Tensor, encoding: float) -> torch.Tensor:
-        return F.conv2d(x, self.kernel(encoding), None, self.stride, self.padding, self.dilation,
-                        self.groups)
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        return F.conv2d(x, self.kernel(encoding, memory_format), None, self.stride, self.padding,
+                        self.dilation, self.groups)
 
     def train(self, mode: bool = True):
         self._cached_kernels.clear()

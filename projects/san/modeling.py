@@ -5,6 +5,7 @@ from typing import Dict, List
 import torch
 import torch.nn.functional as F
 
+from detectron2.config import CfgNode, configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from projects.common.modeling import ImageClassifier
@@ -24,8 +25,12 @@ class ScaleAdaptiveClassifier(ImageClassifier):
     "loss_scale_distillation": distillation_weight * KD}`` (the paper's un-weighted sum: both 1).
     Evaluation is ImageClassifier's: any input size -> ``{"scores"}``; the backbone picks its
     scale encoding / BN for that size (SAN's proxy, ideal or data-free inference).
+
+    yacs: ``MODEL.META_ARCHITECTURE = "ScaleAdaptiveClassifier"``, ImageClassifier's options plus
+    MODEL.SAN (``add_san_config``).
     """
 
+    @configurable
     def __init__(self, *, ce_weight: float = 1.0, distillation_weight: float = 1.0, **classifier_args):
         """
         Args:
@@ -36,6 +41,14 @@ class ScaleAdaptiveClassifier(ImageClassifier):
         super().__init__(**classifier_args)
         self.ce_weight = ce_weight
         self.distillation_weight = distillation_weight
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        return {
+            **super().from_config(cfg),
+            "ce_weight": cfg.MODEL.SAN.CE_WEIGHT,
+            "distillation_weight": cfg.MODEL.SAN.DISTILLATION_WEIGHT,
+        }
 
     def forward(self, batched_inputs: List[Dict]):
         if not self.training:

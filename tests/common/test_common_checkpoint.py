@@ -1,5 +1,6 @@
 """projects.common.checkpoint: torchvision ResNet -> ImageClassifier (same logits) and
-ImageClassifier -> detection backbone conversions, their CLI and their errors."""
+ImageClassifier -> detection backbone conversions, the CLI's options and their errors (the other
+formats: test_checkpoint_*.py)."""
 import os
 
 import pytest
@@ -105,13 +106,42 @@ def test_cli_from_torchvision_then_to_fpn_detector(tmp_path):
         assert torch.equal(value, source[key]), key
 
 
-def test_cli_rejects_flag_combinations(tmp_path, capsys):
+def test_cli_torchvision_to_fpn_detector_in_one_step(tmp_path):
+    torchvision_model = random_torchvision_resnet("resnet50")
+    torchvision_file, detector_file = str(tmp_path / "tv.pth"), str(tmp_path / "det.pth")
+    torch.save(torchvision_model.state_dict(), torchvision_file)
+    checkpoint.main(["--from", "torchvision", "--input", torchvision_file, "--output", detector_file,
+                     "--config", "common/models/faster_rcnn_fpn.py", "model.backbone.bottom_up.stages.stride_in_1x1=False"])
+    saved = torch.load(detector_file, weights_only=True)["model"]
+    assert torch.equal(saved["backbone.bottom_up.stem.conv1.weight"], torchvision_model.conv1.weight.flip(1))
+    assert not any(key.startswith("fc.") for key in saved)
+    checkpoint.main(["--from-torchvision", "--fpn", "--input", torchvision_file, "--output", detector_file])
+    assert set(torch.load(detector_file, weights_only=True)["model"]) == set(saved)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--input-format", "RGB"], "--input-format only applies to formats whose first conv"),
+    (["--from", "msad", "--input-format", "RGB"], "--input-format only applies"),
+    (["--width", "0.5"], "--width only applies with --from slimmable"),
+    (["--from", "san", "--source-channel-order", "RGB"], "only applies with --from maskrcnn-benchmark"),
+    (["--from", "san", "model.num_classes=10"], "need --config"),
+    (["--fpn", "--backbone-prefix", "x."], "not allowed with argument"),
+    (["--from-torchvision", "--from", "san"], "contradicts --from san"),
+    (["--from", "dap-split"], "--from dap-split needs --base --k --seed"),
+    (["--k", "5"], "only apply with --from dap-split"),
+])
+def test_cli_rejects_flag_combinations(arguments, message, capsys):
     with pytest.raises(SystemExit):
-        checkpoint.main(["--from-torchvision", "--fpn", "--input", "a.pth", "--output", "b.pth"])
-    assert "run --from-torchvision first" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        checkpoint.main(["--input-format", "RGB", "--input", "a.pth", "--output", "b.pth"])
-    assert "only applies with --from-torchvision" in capsys.readouterr().err
+        checkpoint.main([*arguments, "--input", "a.pth", "--output", "b.pth"])
+    assert message in capsys.readouterr().err
+
+
+def test_cli_names_the_backbone_it_cannot_place(tmp_path):
+    torchvision_file = str(tmp_path / "tv.pth")
+    torch.save(random_torchvision_resnet("resnet18").state_dict(), torchvision_file)
+    with pytest.raises(ValueError, match="none: convert for a config whose backbone has the checkpoint's architecture"):
+        checkpoint.main(["--from", "torchvision", "--input", torchvision_file, "--output", str(tmp_path / "x.pth"),
+                         "--config", "common/models/faster_rcnn_fpn.py"])  # a ResNet-18 for a ResNet-50 FPN
 
 
 def test_classifier_checkpoint_loads_into_faster_rcnn_fpn(tmp_path):

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from projects.common.io import ResumableParts, refuse_to_overwrite
+from projects.common.io import ResumableParts, read_json, refuse_to_overwrite
 
 
 def test_parts_resume_merge_in_index_order_and_clean_up(tmp_path):
@@ -39,3 +39,10 @@ def test_parts_refuse_other_settings_and_outputs_are_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="--overwrite"):
         refuse_to_overwrite(output, overwrite=False)
     refuse_to_overwrite(output, overwrite=True)
+
+
+def test_a_truncated_json_file_is_named_with_the_cause(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text('{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "fi')
+    with pytest.raises(ValueError, match=rf"{path} is not valid JSON .*truncated"):
+        read_json(str(path))

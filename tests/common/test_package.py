@@ -1,6 +1,7 @@
 """The collection as an installed package: built and installed into a separate environment (which
 sees this environment's torch and detectron2, not the checkout), it imports every module, finds
-its configs by name and trains through its console entry point from another directory."""
+its configs (LazyConfigs and YAML configs) by name and trains through its console entry point from
+another directory."""
 import os
 import subprocess
 import sys
@@ -8,6 +9,8 @@ import sysconfig
 import textwrap
 
 import pytest
+
+pytestmark = pytest.mark.slow  # trains or installs: the slow tier (pytest -m "not slow" skips it)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PACKAGES = ("projects", "dap", "tied_conv")
@@ -68,6 +71,11 @@ def test_installed_package_imports_every_module_and_finds_its_configs(installed,
         path = get_config_file("dap/synthetic_classifier_cpu.py")
         assert path.startswith({site_packages!r}), path
         assert get_config("dap/synthetic_classifier_cpu.py").model.num_classes == 8
+        from detectron2.modeling import build_model
+        from projects.common.config import get_cfg
+        cfg = get_cfg()  # the YAML configs ship too, with their bases, and build
+        cfg.merge_from_file(get_config_file("msad/yacs/synthetic_fcos_student_cpu.yaml"))
+        assert type(build_model(cfg)).__name__ == "AlignedDistillationStudent"
         print(len(list_configs()), "configs")
     """)
     result = run_elsewhere([python, "-c", script], tmp_path)

@@ -58,7 +58,7 @@ def readme_workdir(tmp_path_factory):
         engine.main(engine.parse_args([
             "--config-file", "smoke/faster_rcnn_R18_FPN_synthetic.py",
             "train.max_iter=2", "train.eval_period=2", "train.log_period=1",
-            "train.checkpointer.period=2", "lr_multiplier.warmup_length=0.5",
+            "train.checkpointer.period=2", "lr_multiplier.warmup_iters=1",
             "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
             "dataloader.test.num_workers=0",
         ]))
@@ -66,6 +66,7 @@ def readme_workdir(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", PYTHON_SNIPPETS)
 def test_python_snippet_runs_as_written(code, readme_workdir, monkeypatch, capsys):
     monkeypatch.chdir(readme_workdir)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -34,8 +35,13 @@ def tiny_run(output_dir, max_iter=6):
         "train.log_period=1",
         "train.seed=7",
         "dataloader.train.total_batch_size=2",
-        f"lr_multiplier.warmup_length={2 / max_iter}",
+        "lr_multiplier.warmup_iters=2",
     ]
+
+
+# A spawned worker can abort while the interpreter exits, after its work, when a C++ thread (gloo's,
+# OpenMP's) is torn down still joinable: seen once in a full run under load, not reproducible on demand.
+EXIT_ABORT = "terminate called without an active exception"
 
 
 def run_train_net(*args, timeout=600):
@@ -60,6 +66,7 @@ def trained_run(tmp_path_factory):
     return output_dir, log
 
 
+@pytest.mark.slow
 def test_training_writes_progress_metrics_events_and_checkpoints(trained_run):
     output_dir, log = trained_run
     assert "eta:" in log and "total_loss:" in log and "iter: 5" in log
@@ -75,6 +82,7 @@ def test_training_writes_progress_metrics_events_and_checkpoints(trained_run):
         assert math.isnan(final[key]) or 0.0 <= final[key] <= 100.0, key
 
 
+@pytest.mark.slow
 def test_resume_restores_iteration_optimizer_and_scheduler(trained_run, tmp_path):
     output_dir, _ = trained_run
     interrupted = str(tmp_path / "interrupted")
@@ -106,6 +114,7 @@ def test_resume_restores_iteration_optimizer_and_scheduler(trained_run, tmp_path
     assert final["iteration"] == 5
 
 
+@pytest.mark.slow
 def test_eval_only_from_checkpoint(trained_run):
     output_dir, _ = trained_run
     args = engine.parse_args(
@@ -117,6 +126,7 @@ def test_eval_only_from_checkpoint(trained_run):
     assert results["voc"]["AP50"] == pytest.approx(read_metrics(output_dir)[-1]["voc/AP50"], abs=1e-6, nan_ok=True)
 
 
+@pytest.mark.slow
 def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_path, capsys):
     output_dir, _ = trained_run
     checkpoint = os.path.join(output_dir, "model_final.pth")
@@ -135,8 +145,15 @@ def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_p
     assert torch.allclose(instances.pred_boxes.tensor, expected.pred_boxes.tensor, atol=1e-3)
     assert torch.allclose(instances.scores, expected.scores, atol=1e-5)
 
-    with pytest.raises(ValueError, match="BGR image"):
-        predictor(image[:, :, 0])
+    for bad, message in [
+        (image[:, :, 0], r"\(H, W, 3\) BGR image.*COLOR_GRAY2BGR"),
+        (image.astype("uint16") * 257, r"uint8 pixels .* got uint16.*// 257"),
+        (image.astype("float32") / 255, r"uint8 pixels .* got float32.*\* 255"),
+        (image[:0, :0], r"empty \(0x0"),
+        (np.zeros((1, 1000, 3), "uint8"), r"the 1x1000 image cannot be resized .*ResizeShortestEdge.*too elongated"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            predictor(bad)
 
     out = tmp_path / "demo"
     subprocess.run(
@@ -160,16 +177,24 @@ def test_predictor_matches_the_evaluation_path_and_demo_draws(trained_run, tmp_p
     assert sorted(os.listdir(tmp_path / "demo2")) == ["a.png", "b.png"]
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_and_evaluate(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this test is about CPU-only machines (gloo)")
     output_dir = str(tmp_path / "ddp")
-    log = run_train_net("--config-file", SMOKE, "--num-gpus", "2", *tiny_run(output_dir, max_iter=4))
-    assert "World size: 2" in log
+    arguments = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", SMOKE, "--num-gpus", "2",
+                 *tiny_run(output_dir, max_iter=4)]
+    result = subprocess.run(arguments, cwd=REPO, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0 and EXIT_ABORT in result.stderr:  # once: the run itself had finished
+        shutil.rmtree(output_dir)
+        result = subprocess.run(arguments, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "World size: 2" in result.stdout + result.stderr
     final = read_metrics(output_dir)[-1]
     assert "bbox/AP" in final and "voc/AP50" in final
 
 
+@pytest.mark.slow
 def test_classification_path(tmp_path):
     output_dir = str(tmp_path / "cls")
     run_train_net("--config-file", CLASSIFIER_SMOKE, f"train.output_dir={output_dir}",

@@ -75,6 +75,21 @@ def test_cam_is_the_linear_layer_applied_to_the_feature_map(model):
     assert result.cam.min() == 0.0 and result.cam.max() == pytest.approx(1.0)
 
 
+def test_backbone_runs_in_channels_last_by_default_with_the_same_cams(model):
+    layouts = []
+    model.backbone.register_forward_pre_hook(lambda module, args: layouts.append(
+        args[0].is_contiguous(memory_format=torch.channels_last) and not args[0].is_contiguous()))
+    inputs = [{"image": _image(), "class_id": 1}, {"image": _image(seed=1), "class_id": 2}]
+    channels_last = ClassActivationMapper(model, scales=(16, 32))(inputs)
+    assert layouts and all(layouts), "every view's batch reaches the backbone in channels_last"
+    layouts.clear()
+    default = ClassActivationMapper(model, scales=(16, 32), channels_last=False)(inputs)
+    assert not any(layouts)
+    for a, b in zip(channels_last, default):
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-6)
+        np.testing.assert_allclose(a.pseudo_boxes(), b.pseudo_boxes(), atol=1e-4)
+
+
 def test_flip_averaging_undoes_the_mirror(model):
     image = _image()
     plain, flipped = (

@@ -98,14 +98,15 @@ def test_real_faster_rcnn_forward(tiny_classification_val):
     assert results["top5"] == pytest.approx(100 * sum(a < 5 for a in ahead) / 4)
 
 
+@pytest.mark.slow
 def test_config_evaluates_a_detector_as_classifier_with_train_net(tiny_classification_val, tmp_path):
     cfg = LazyConfig.load(CONFIG)
     assert cfg.dataloader.test.dataset.names == CLASSIFICATION_VAL
     assert cfg.model.roi_heads.num_classes == 8
     args = engine.parse_args(
-        ["--config-file", CONFIG, "--eval-only", f"train.output_dir={tmp_path}",
+        ["--config-file", CONFIG, "--eval-only", "--allow-random-weights", f"train.output_dir={tmp_path}",
          f"dataloader.test.dataset.names={TINY_CLASSIFICATION_VAL}",  # 4 images keep the test fast
-         "train.init_checkpoint="]  # no weights: a random detector
+         "train.init_checkpoint="]  # no weights: a random detector, on purpose
     )
     results = engine.main(args)
     assert set(results) == {"detector_classification"}

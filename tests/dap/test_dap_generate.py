@@ -14,8 +14,11 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 import projects.common.data  # noqa: F401  (registers the synthetic datasets)
 from dap import cam as cam_module
 from dap import register_pseudo_box_dataset
-from dap.pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
+from dap.pseudo_boxes import LabelledImageReader, PseudoBoxOptions, generate_pseudo_boxes, load_classifier
+from projects.common.data import ImageReadError
 from projects.common.engine import load_config
+from projects.common.io import file_sha256
+from projects.common.weights import PartialWeightsError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REPO, "configs/dap/synthetic_classifier_cpu.py")
@@ -109,6 +112,32 @@ def test_resume_with_other_settings_is_refused(classifier, tmp_path, monkeypatch
         generate_pseudo_boxes(classifier, SUBSET, output, PseudoBoxOptions(scales=(64,)), num_workers=0)
 
 
+def test_weights_replaced_between_a_kill_and_the_resume_are_refused(classifier, tmp_path, monkeypatch):
+    """The resume check compares the weights' content, not their path: boxes of two models are
+    never mixed in one output."""
+    weights = tmp_path / "classifier.pth"
+    weights.write_bytes(b"the first model")
+    first = {"weights": str(weights), "weights_sha256": file_sha256(str(weights))}
+    output = str(tmp_path / "boxes.json")
+    monkeypatch.setattr(cam_module.ClassActivationMapper, "__call__", lambda self, inputs: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        generate_pseudo_boxes(classifier, SUBSET, output, OPTIONS, num_workers=0, run_identity=first)
+    monkeypatch.undo()
+    weights.write_bytes(b"another model, same path")
+    second = {"weights": str(weights), "weights_sha256": file_sha256(str(weights))}
+    with pytest.raises(ValueError, match="other settings.*weights_sha256"):
+        generate_pseudo_boxes(classifier, SUBSET, output, OPTIONS, num_workers=0, run_identity=second)
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    torch.manual_seed(0)
+    other = instantiate(load_config(CONFIG, ["model.num_classes=5"]).model)
+    DetectionCheckpointer(other, save_dir=str(tmp_path)).save("five_classes")
+    with pytest.raises(PartialWeightsError, match=r"five_classes.pth leaves 2 parameters .*fc.*allow-partial-weights"):
+        load_classifier(CONFIG, str(tmp_path / "five_classes.pth"))
+    assert load_classifier(CONFIG, str(tmp_path / "five_classes.pth"), allow_partial_weights=True) is not None
+
+
 def test_datasets_without_labels_are_rejected(classifier, tmp_path):
     with pytest.raises(ValueError, match="classification dataset"):
         generate_pseudo_boxes(classifier, "synthetic_shapes_val", str(tmp_path / "x.json"), OPTIONS)
@@ -123,6 +152,7 @@ def test_classes_that_do_not_fit_the_classifier_are_refused_before_writing(tmp_p
     assert list(tmp_path.iterdir()) == []  # no output, no .parts folder
 
 
+@pytest.mark.slow
 def test_two_processes_share_the_work(tmp_path):
     """The CLI with --num-gpus 2 on CPU: two gloo processes, each a shard, one merged JSON."""
     torch.manual_seed(0)
@@ -139,4 +169,14 @@ def test_two_processes_share_the_work(tmp_path):
     coco = _read(output)
     assert sorted(image["id"] for image in coco["images"]) == list(range(1, 161))
     assert "boxes_per_image" in result.stdout + result.stderr
-    assert _read(str(tmp_path / "boxes.stats.json"))["settings"]["options"]["scales"] == [64]
+    settings = _read(str(tmp_path / "boxes.stats.json"))["settings"]
+    assert settings["options"]["scales"] == [64]
+    assert settings["run"]["weights_sha256"] == file_sha256(weights)
+
+
+def test_a_corrupt_image_is_named(tmp_path):
+    corrupt = tmp_path / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    reader = LabelledImageReader([{"file_name": str(corrupt), "class_id": 0}], [0], "BGR")
+    with pytest.raises(ImageReadError, match=rf"Cannot read image '{corrupt}'.*corrupt"):
+        reader[0]

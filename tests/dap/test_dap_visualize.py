@@ -211,10 +211,14 @@ def test_box_set_comparison_counts_differences():
 
 def test_benchmark_runs_on_a_few_images(random_classifier, tmp_path, capsys):
     _, weights = random_classifier
-    results = dap_pseudo_boxes.main(["--weights", weights, "--num-images", "4", "--batch-size", "2",
-                                     "--output-dir", str(tmp_path), *FAST_CAMS])
+    results = dap_pseudo_boxes.main(["--weights", weights, "--num-images", "4", "--batch-size", "2", "--repeats", "1",
+                                     "--worst-case-sizes", "16", "--output-dir", str(tmp_path), *FAST_CAMS])
     assert results["images"] == 4
     assert results["agreement"]["same_box_sets"] == 1.0, "reference and boxes_from_cam agree on real CAMs"
+    assert results["plain_agreement"]["same_box_sets"] == 1.0, "so does the plain SciPy/NumPy loop"
+    assert results["layout_agreement"]["unmatched_boxes"] == 0, "channels_last CAMs give the same boxes"
+    assert set(results["ms_per_image"]) == {"default", "channels_last", "ours", "plain", "reference"}
+    assert results["worst_cases"][0][:3] == ["16x16 checkerboard", 128, 128]
     assert list(results["thresholds"]) == ["0.2", "0.3", "0.4", "0.5", "Multi"]
     assert list(results["nms"]) == ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]
     assert all(results["thresholds"][tau]["boxes_per_image"] >= 1 for tau in ("0.2", "0.5")), "the peak is above tau"

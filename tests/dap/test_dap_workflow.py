@@ -17,6 +17,8 @@ from dap.pseudo_boxes import PseudoBoxOptions, generate_pseudo_boxes
 from dap.transfer import write_detector_init_checkpoint
 from projects.common.checkpoint import convert_classifier_checkpoint
 
+pytestmark = pytest.mark.slow  # trains or installs: the slow tier (pytest -m "not slow" skips it)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PSEUDO_BOX_IMAGES = "dap_chain_cls_images"  # 3 classification images per class
 TEST_IMAGES = "dap_chain_val_images"  # 4 detection val images

@@ -297,6 +297,7 @@ def test_tiny_fcos_trains_a_few_steps_and_predicts():
     assert {"pred_boxes", "scores", "pred_classes"} <= set(detections.get_fields())
 
 
+@pytest.mark.slow
 def test_cpu_config_trains_through_train_net(tmp_path):
     from projects.common import engine
 

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling import BACKBONE_REGISTRY, META_ARCH_REGISTRY, build_backbone
 
+from projects.common.config import get_cfg
 from projects.resnet_ws.backbones import (
     DenseNetWS,
     DilatedBasicBlock,
@@ -175,7 +176,7 @@ def test_out_features_prune_later_stages_and_bad_options_raise():
 
 def test_yacs_builders_give_the_wsod_form():
     assert {"build_resnet_ws_backbone", "build_densenet_ws_backbone"} <= set(BACKBONE_REGISTRY._obj_map)
-    cfg = get_cfg()
+    cfg = get_cfg()  # the collection's: with MODEL.RESNET_WS and MODEL.RESNETS.WIDTH
     cfg.MODEL.BACKBONE.NAME = "build_resnet_ws_backbone"
     cfg.MODEL.RESNETS.DEPTH = 18
     cfg.MODEL.RESNETS.NORM = "FrozenBN"

@@ -60,25 +60,41 @@ def test_peak_memory_sees_a_transient_allocation():
     assert 63 <= growth < 80
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_run(tmp_path, capsys):
+    """One proposal count: one process timing and profiling both detectors, one per detector for memory."""
     plot_path, markdown_path = tmp_path / "cost.png", tmp_path / "cost.md"
     rows = benchmark.main([
         "--depth", str(DEPTH), "--width", str(WIDTH), "--short-side", str(SHORT_SIDE),
-        "--proposals", "50", "100", "--repeats", "1", "--plot", str(plot_path), "--markdown", str(markdown_path),
+        "--proposals", "50", "--repeats", "1", "--plot", str(plot_path), "--markdown", str(markdown_path),
     ])
     models = ["ResNet18-WS C5+RAN F5", "ResNet18 C4 F2"]
-    assert [(row[0], row[1]) for row in rows] == [(50, models[0]), (50, models[1]), (100, models[0]), (100, models[1])]
+    assert [(row[0], row[1]) for row in rows] == [(50, models[0]), (50, models[1])]
     for _, _, seconds, iteration_peak, process_peak in rows:
         assert 0 < seconds < 30 and 0 < iteration_peak <= process_peak
     # the WS detector's gradients (neck + head, float32) alone are resident at the optimizer step
     ws_gradient_mib = 4 * (6272 * 1024 + 1024 + 1024 * 1024 + 1024 + 2 * 20500 + 4 * 21525 + 82000) / 2**20
-    assert all(row[3] >= ws_gradient_mib for row in rows if row[1] == models[0])
+    assert rows[0][3] >= ws_gradient_mib
     table = markdown_path.read_text()
     lines = [" ".join(line.split()) for line in table.splitlines()]  # the table's cells without their padding
     assert "| proposals | model | s/iter | iteration peak MiB | process peak MiB |" in lines
-    assert any(line.startswith("| 100 | ResNet18 C4 F2 |") for line in lines) and "128x171 image" in table
+    assert any(line.startswith("| 50 | ResNet18 C4 F2 |") for line in lines) and "128x171 image" in table
+    assert "process CPU time, interleaved" in table
+    profile_header = ("| proposals | model | s/iter | backbone s | RoI pooling s | neck s | head losses s | "
+                      "backward + SGD step s | backbone GFLOPs | neck GFLOPs |")
+    assert profile_header in lines
     assert table.strip() in capsys.readouterr().out
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_parts_add_up_to_the_iteration():
+    """In-process (no spawn): both detectors' iterations split into parts that sum to the whole."""
+    profile = benchmark.time_and_profile(DEPTH, WIDTH, 20, 64, 4 / 3, warmup=1, repeats=1, device="cpu", threads=1)
+    assert set(profile) == set(benchmark.DETECTORS)
+    for measured in profile.values():
+        assert sum(measured["parts"].values()) == pytest.approx(measured["seconds"])
+        assert all(seconds >= 0 for name, seconds in measured["parts"].items() if name != "head losses")
+        assert measured["gflops"]["backbone"] > 0 and measured["gflops"]["neck"] > 0
 
 
 def test_bad_detector_name_is_rejected():

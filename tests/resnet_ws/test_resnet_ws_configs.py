@@ -48,6 +48,7 @@ def small_voc_split(tmp_path_factory):
     return folder, overrides
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", ["oicr", "wsddn", "oicr_reg"])
 def test_cpu_wsod_configs_train_and_evaluate_through_train_net(small_voc_split, config):
     folder, overrides = small_voc_split

@@ -331,7 +331,7 @@ def test_dataset_errors_name_the_fix(proposal_files, tmp_path):
         get_weak_detection_dataset_dicts(["synthetic_shapes_train", "synthetic_shapes_val"], ["a.pkl"])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         get_weak_detection_dataset_dicts("synthetic_shapes_train", [str(tmp_path / "missing.pkl")])
-    with pytest.raises(KeyError, match="no entry in the proposal files"):
+    with pytest.raises(KeyError, match="no entry in the proposal file"):
         get_weak_detection_dataset_dicts("synthetic_shapes_train", [proposal_files["synthetic_shapes_val"]])
 
 
@@ -438,3 +438,70 @@ def test_corloc_on_hand_made_predictions(corloc_dataset):
     for image_id, output in outputs.items():
         stricter.process([{"image_id": image_id}], [output])
     assert stricter.evaluate()["corloc"]["CorLoc-b"] == pytest.approx(0.0)  # IoU 0.5 no longer counts
+
+
+class CountingProposals:
+    """A proposal generator that records the images it is given and returns fixed boxes."""
+
+    def __init__(self, boxes):
+        self.boxes, self.images = boxes, []
+
+    def __call__(self, image_bgr):
+        self.images.append(image_bgr)
+        return self.boxes.numpy(), np.linspace(1.0, 0.1, len(self.boxes), dtype=np.float32)
+
+
+def test_proposal_generator_fills_in_only_missing_proposals_at_inference():
+    x = make_input(5, [0])
+    generator = CountingProposals(x["proposals"].proposal_boxes.tensor)
+    model = tiny_model("oicr_reg", proposal_generator=generator).eval()
+    without = dict(x)
+    del without["proposals"]
+    with torch.no_grad():
+        model([x])
+        assert generator.images == []  # precomputed proposals are used as they are
+        generated = model([without, x])[0]["instances"]
+    assert len(generator.images) == 1
+    image = generator.images[0]
+    assert image.dtype == np.uint8 and image.shape == (HEIGHT, WIDTH, 3)
+    assert np.array_equal(image, x["image"].permute(1, 2, 0).numpy())  # BGR, as the model reads it
+
+    proposals = model.generate_proposals(x["image"])
+    assert proposals.image_size == (HEIGHT, WIDTH)
+    assert torch.equal(proposals.proposal_boxes.tensor, generator.boxes)
+    assert torch.allclose(proposals.objectness_logits, torch.linspace(1.0, 0.1, len(generator.boxes)))
+    with torch.no_grad():
+        explicit = model([dict(x, proposals=proposals)])[0]["instances"]
+    assert torch.allclose(generated.pred_boxes.tensor, explicit.pred_boxes.tensor, atol=1e-4)
+    assert torch.allclose(generated.scores, explicit.scores, atol=1e-6)  # batched with x: rounding only
+
+    with pytest.raises(KeyError, match="proposal_files"):  # training always needs precomputed proposals
+        training_losses(model, [without])
+    model.proposal_generator = None
+    with pytest.raises(KeyError, match="set the model's proposal_generator"):
+        model.eval()([without])
+
+
+def test_tta_asks_the_proposal_generator_once_per_input():
+    x = make_input(6, [1])
+    generator = CountingProposals(x["proposals"].proposal_boxes.tensor)
+    model = tiny_model("oicr", proposal_generator=generator).eval()
+    tta = WeaklySupervisedRCNNWithTTA(model, min_sizes=(HEIGHT, 2 * HEIGHT), max_size=1000, flip=True)
+    without = dict(x)
+    del without["proposals"]
+    scores, boxes = tta.merged_proposal_predictions(without)
+    assert len(generator.images) == 1  # on the input image, not on each of the 4 views
+    given = dict(x, proposals=model.generate_proposals(x["image"]))
+    expected_scores, expected_boxes = tta.merged_proposal_predictions(given)
+    assert torch.allclose(scores, expected_scores) and torch.allclose(boxes, expected_boxes)
+
+
+def test_proposal_generator_errors_name_the_fix():
+    x = make_input(7, [0])
+    model = tiny_model("wsddn", proposal_generator=CountingProposals(torch.zeros(0, 4))).eval()
+    with pytest.raises(ValueError, match="gave 0 boxes and 0 scores for a 64x96 image.*min_size"):
+        model.generate_proposals(x["image"])
+    with pytest.raises(ValueError, match="input_format='L'.*'BGR' or 'RGB'"):
+        tiny_model("wsddn", input_format="L", proposal_generator=CountingProposals(torch.zeros(1, 4)))
+    with pytest.raises(ValueError, match="has no proposal_generator"):
+        tiny_model("wsddn").generate_proposals(x["image"])

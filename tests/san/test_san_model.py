@@ -89,6 +89,24 @@ def test_eval_mode_caches_one_kernel_per_encoding():
     assert_close(other, hand_kernel(layer, 0.6))
 
 
+def test_kernels_are_cached_in_the_memory_format_of_their_input():
+    """With the model in channels_last the convolutions run channels_last end to end: the kernel
+    of an encoding is cached once per layout, the outputs equal the default layout's."""
+    torch.manual_seed(0)
+    backbone = SANResNet(depth=18, width=0.125, resolutions=(64, 32)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        default = backbone(x)["res5"]
+        channels_last = backbone.to(memory_format=torch.channels_last)(x)["res5"]
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    assert_close(channels_last, default, rtol=1e-4, atol=1e-5)
+    layer = backbone.stages["res3"][0].conv1.conv
+    kernels = {key[1]: kernel for key, kernel in layer._cached_kernels.items()}
+    assert set(kernels) == {torch.contiguous_format, torch.channels_last}
+    assert kernels[torch.channels_last].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(kernels[torch.channels_last], kernels[torch.contiguous_format])
+
+
 def test_training_mode_never_caches_and_train_clears_the_cache():
     layer = MetaConv2d(3, 4, 3)
     calls = count_meta_calls(layer)

@@ -98,11 +98,13 @@ def test_latency_benchmark_writes_ratio_table_and_plot(tmp_path):
     rows = san_latency.main(["--width", "0.125", "--resolutions", "64", "40", "--repeats", "2",
                              "--markdown", markdown, "--plot", plot])
     assert [row[0] for row in rows] == [64, 40]
-    for _, plain_ms, san_ms, ratio, generation_ms, generation_ratio in rows:
-        assert plain_ms > 0 and san_ms > 0 and generation_ms > 0
+    for _, plain_ms, san_ms, ratio, plain_cl_ms, san_cl_ms, cl_ratio, cl_speedup, generation_ms, generation_ratio in rows:
+        assert min(plain_ms, san_ms, plain_cl_ms, san_cl_ms, generation_ms) > 0
         assert ratio == pytest.approx(san_ms / plain_ms) and generation_ratio == pytest.approx(generation_ms / plain_ms)
+        assert cl_ratio == pytest.approx(san_cl_ms / plain_cl_ms) and cl_speedup == pytest.approx(san_ms / san_cl_ms)
     with open(markdown) as f:
-        assert "| SAN / plain |" in " ".join(f.read().split())  # a header cell, without its padding
+        text = " ".join(f.read().split())  # header cells without their padding
+    assert "| SAN / plain |" in text and "| SAN / plain (CL) |" in text and "process CPU time, interleaved" in text
     with open(plot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(tmp_path)) == ["latency.md", "latency.png"]
@@ -134,6 +136,7 @@ def test_experiment_summary_is_mean_and_sample_std_over_seeds():
     assert san_experiment.run_label("configs/san/san_R18_synthetic_cpu.py") == "SAN"
 
 
+@pytest.mark.slow
 def test_experiment_trains_every_run_once_and_tabulates(tmp_path, capsys):
     """One seed, one iteration per run: 5 baselines + SAN trained through the launcher, evaluated,
     tabulated; a rerun trains nothing and gives the same table."""

@@ -171,6 +171,7 @@ def test_meta_arch_names_the_mapper_when_inputs_lack_resolutions():
         model([{"image": torch.zeros(3, 16, 16, dtype=torch.uint8), "class_id": 0}])
 
 
+@pytest.mark.slow
 def test_cpu_san_config_trains_through_train_net_and_predicts(tmp_path):
     from projects.common import engine
 

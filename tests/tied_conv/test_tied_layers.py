@@ -91,6 +91,36 @@ def test_tied_conv_equals_grouped_conv_with_tiled_weight(config, memory_format):
         assert_close(layer.bias.grad, bias.grad)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("config", CONV_CONFIGS, ids=describe)
+def test_both_forms_of_tied_conv_equal_the_definition(config):
+    """The forward picks one of two forms by shape: each must equal the definition on its own,
+    forward and backward, whichever the shape would pick."""
+    torch.manual_seed(0)
+    layer = TiedBlockConv2d(**config).double()
+    x = torch.randn(2, config["in_channels"], 9, 10, dtype=torch.float64)
+    expected = tiled_grouped_conv(x, layer, layer.weight, layer.bias)
+    output_grad = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, [layer.weight], output_grad)
+    for form in (layer.block_batch_forward, layer.tiled_weight_forward):
+        output = form(x)
+        assert_close(output, expected)
+        assert_close(torch.autograd.grad(output, [layer.weight], output_grad), expected_grads)
+
+
+def test_tied_conv_runs_the_faster_form_for_its_shape():
+    """benchmarks/tbc_speed.py: the tiled weight's grouped convolution for thin blocks (< 16
+    input channels, <= 16 with gradients) and channels_last inputs; the block batch otherwise."""
+    x = torch.randn(1, 64, 5, 5)
+    thin, wide, at_crossover = (TiedBlockConv2d(64, 64, 3, padding=1, B=B) for B in (8, 2, 4))  # 8, 32, 16 channels
+    assert thin.tiled_weight_is_faster(x) and not wide.tiled_weight_is_faster(x)
+    assert at_crossover.tiled_weight_is_faster(x), "the weight needs gradients"
+    with torch.no_grad():
+        assert not at_crossover.tiled_weight_is_faster(x)
+        assert wide.tiled_weight_is_faster(x.contiguous(memory_format=torch.channels_last))
+        assert not TiedBlockConv2d(64, 64, 3, groups=2, B=8).tiled_weight_is_faster(x), "TGC: same speed"
+
+
 @pytest.mark.parametrize("config", CONV_CONFIGS, ids=describe)
 def test_tied_conv_parameter_count(config):
     layer = TiedBlockConv2d(**config)

@@ -30,6 +30,7 @@ from detectron2.data.datasets import load_coco_json, register_pascal_voc
 from detectron2.data.datasets.pascal_voc import load_voc_instances
 from detectron2.structures import BoxMode
 
+from ..io import read_json
 from .synthetic import (
     CLASSIFICATION_DIR,
     DEFAULT_PRESET,
@@ -73,8 +74,7 @@ def _load_synthetic_coco(spec: SyntheticSpec, dataset_dir: str, split: str, name
     ensure_generated(spec, dataset_dir)
     json_file = coco_json_path(dataset_dir, split)
     dataset_dicts = load_coco_json(json_file, os.path.join(dataset_dir, IMAGE_DIR), name)
-    with open(json_file) as f:
-        ratios = {image["id"]: image["occlusion_ratio"] for image in json.load(f)["images"]}
+    ratios = {image["id"]: image["occlusion_ratio"] for image in read_json(json_file)["images"]}
     for record in dataset_dicts:
         record["occlusion_ratio"] = ratios[record["image_id"]]
     return dataset_dicts
@@ -92,8 +92,7 @@ def _load_synthetic_classification(spec: SyntheticSpec, dataset_dir: str, split:
     dataset_dicts, _ = load_image_folder(
         os.path.join(dataset_dir, CLASSIFICATION_DIR, split), spec.class_names
     )
-    with open(classification_json_path(dataset_dir, split)) as f:
-        coco = json.load(f)
+    coco = read_json(classification_json_path(dataset_dir, split))
     file_names = {image["id"]: image["file_name"] for image in coco["images"]}
     annotations = {file_name: [] for file_name in file_names.values()}
     for annotation in coco["annotations"]:

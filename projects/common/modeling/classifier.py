@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detectron2.modeling import META_ARCH_REGISTRY, Backbone
+from detectron2.config import CfgNode, configurable
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.structures import ImageList
 
 from .preprocessing import normalize_and_pad, register_pixel_statistics
@@ -17,8 +18,9 @@ class ImageClassifier(nn.Module):
     """
     Backbone -> global average pooling of one feature map -> dropout -> linear layer (``self.fc``).
 
-    Configured with keyword arguments (LazyConfig); registered in ``META_ARCH_REGISTRY`` so it
-    can be looked up by name like detectron2's own meta-architectures.
+    Configured with keyword arguments (LazyConfig) or a yacs config (``MODEL.META_ARCHITECTURE =
+    "ImageClassifier"``, options of ``add_classifier_config``), like detectron2's own
+    meta-architectures.
 
     Inputs follow detectron2's convention: a list of dicts, each with
     ``"image"``: uint8 or float tensor (C, H, W) in ``input_format`` channel order, and, in
@@ -31,6 +33,7 @@ class ImageClassifier(nn.Module):
     ``{"scores": softmax probabilities of shape (num_classes,)}`` per input.
     """
 
+    @configurable
     def __init__(
         self,
         *,
@@ -71,6 +74,21 @@ class ImageClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(output_shapes[in_feature].channels, num_classes)
         register_pixel_statistics(self, pixel_mean, pixel_std)
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        """The constructor's arguments from MODEL.BACKBONE (built by ``build_backbone``),
+        MODEL.CLASSIFIER, MODEL.PIXEL_MEAN/PIXEL_STD and INPUT.FORMAT."""
+        return {
+            "backbone": build_backbone(cfg),
+            "in_feature": cfg.MODEL.CLASSIFIER.IN_FEATURE,
+            "num_classes": cfg.MODEL.CLASSIFIER.NUM_CLASSES,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "input_format": cfg.INPUT.FORMAT,
+            "dropout": cfg.MODEL.CLASSIFIER.DROPOUT,
+            "label_smoothing": cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING,
+        }
 
     @property
     def device(self) -> torch.device:
@@ -125,3 +143,13 @@ class ImageClassifier(nn.Module):
                 )
             class_ids.append(class_id)
         return class_ids
+
+
+def add_classifier_config(cfg: CfgNode) -> None:
+    """Add ``cfg.MODEL.CLASSIFIER`` (the ``ImageClassifier`` options that detectron2's config lacks):
+    IN_FEATURE, NUM_CLASSES, DROPOUT and LABEL_SMOOTHING."""
+    cfg.MODEL.CLASSIFIER = CfgNode()
+    cfg.MODEL.CLASSIFIER.IN_FEATURE = "res5"
+    cfg.MODEL.CLASSIFIER.NUM_CLASSES = 1000
+    cfg.MODEL.CLASSIFIER.DROPOUT = 0.0
+    cfg.MODEL.CLASSIFIER.LABEL_SMOOTHING = 0.0

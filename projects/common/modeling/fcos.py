@@ -22,14 +22,16 @@ from fvcore.nn import sigmoid_focal_loss_jit
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from detectron2.config import CfgNode, configurable
 from detectron2.layers import ShapeSpec, batched_nms, get_norm
-from detectron2.modeling import META_ARCH_REGISTRY, Backbone
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import comm
 
 __all__ = [
-    "FCOS", "FCOSHead", "level_locations", "boxes_from_distances", "centerness_targets", "fcos_giou_loss",
+    "FCOS", "FCOSHead", "add_fcos_config", "level_locations", "boxes_from_distances", "centerness_targets",
+    "fcos_giou_loss",
 ]
 
 # the authors' (and FCOS's) regression ranges of P3..P7, in input pixels
@@ -107,6 +109,7 @@ class FCOSHead(nn.Module):
     bias, as in the authors' code.
     """
 
+    @configurable
     def __init__(
         self,
         *,
@@ -151,6 +154,20 @@ class FCOSHead(nn.Module):
                 if module.bias is not None:
                     nn.init.constant_(module.bias, 0.0)
         nn.init.constant_(self.cls_logits.bias, -math.log((1 - prior_prob) / prior_prob))
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode, input_shape: List[ShapeSpec]) -> dict:
+        """MODEL.FCOS: NUM_CLASSES, NUM_CONVS convs per tower as wide as the input (as detectron2's
+        RetinaNet head), NORM, NUM_GROUPS and PRIOR_PROB."""
+        fcos = cfg.MODEL.FCOS
+        return {
+            "input_shape": input_shape,
+            "num_classes": fcos.NUM_CLASSES,
+            "conv_dims": [input_shape[0].channels] * fcos.NUM_CONVS,
+            "norm": fcos.NORM,
+            "num_groups": fcos.NUM_GROUPS,
+            "prior_prob": fcos.PRIOR_PROB,
+        }
 
     @staticmethod
     def _tower(in_channels: int, conv_dims: Sequence[int], norm: str, num_groups: int) -> nn.Sequential:
@@ -218,8 +235,11 @@ class FCOS(DenseDetector):
 
     ``forward_training`` / ``forward_inference`` follow ``DenseDetector``: they take the feature
     maps and the head's predictions, so other models can run them on features they compute.
+
+    yacs: ``MODEL.META_ARCHITECTURE = "FCOS"`` with the options of ``add_fcos_config``.
     """
 
+    @configurable
     def __init__(
         self,
         *,
@@ -280,6 +300,36 @@ class FCOS(DenseDetector):
         self.test_topk_candidates = test_topk_candidates
         self.test_nms_thresh = test_nms_thresh
         self.max_detections_per_image = max_detections_per_image
+
+    @classmethod
+    def from_config(cls, cfg: CfgNode) -> dict:
+        """The backbone of MODEL.BACKBONE, an ``FCOSHead`` on its MODEL.FCOS.IN_FEATURES,
+        MODEL.FCOS.*, MODEL.PIXEL_MEAN/PIXEL_STD and TEST.DETECTIONS_PER_IMAGE."""
+        fcos = cfg.MODEL.FCOS
+        backbone = build_backbone(cfg)
+        shapes = backbone.output_shape()
+        missing = [name for name in fcos.IN_FEATURES if name not in shapes]
+        if missing:
+            raise ValueError(
+                f"MODEL.FCOS.IN_FEATURES {missing} are not outputs of the {cfg.MODEL.BACKBONE.NAME} backbone "
+                f"{sorted(shapes)}: pick from those"
+            )
+        return {
+            "backbone": backbone,
+            "head": FCOSHead(cfg, [shapes[name] for name in fcos.IN_FEATURES]),
+            "head_in_features": fcos.IN_FEATURES,
+            "num_classes": fcos.NUM_CLASSES,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "size_ranges": fcos.SIZE_RANGES,
+            "center_sampling_radius": fcos.CENTER_SAMPLING_RADIUS,
+            "focal_loss_alpha": fcos.FOCAL_LOSS_ALPHA,
+            "focal_loss_gamma": fcos.FOCAL_LOSS_GAMMA,
+            "test_score_thresh": fcos.SCORE_THRESH_TEST,
+            "test_topk_candidates": fcos.TOPK_CANDIDATES_TEST,
+            "test_nms_thresh": fcos.NMS_THRESH_TEST,
+            "max_detections_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
+        }
 
     def locations(self, features: List[Tensor]) -> List[Tensor]:
         """Per level, the (Hi * Wi, 2) image points of its cells (at level i's stride)."""
@@ -461,7 +511,34 @@ class FCOS(DenseDetector):
         probabilities = logits.sigmoid()
         location_index, classes = torch.nonzero(probabilities > self.test_score_thresh).unbind(dim=1)
         ranking = probabilities[location_index, classes] * centerness[location_index, 0].sigmoid()
-        ranking, order = ranking.topk(min(self.test_topk_candidates, len(ranking)))
+        num_candidates = ranking.shape[0]  # a tensor while traced for export: k stays input-dependent
+        if isinstance(num_candidates, Tensor):
+            num_kept = torch.clamp(num_candidates, max=self.test_topk_candidates)
+        else:
+            num_kept = min(self.test_topk_candidates, num_candidates)
+        ranking, order = ranking.topk(num_kept)
         location_index, classes = location_index[order], classes[order]
         boxes = boxes_from_distances(locations[location_index], distances[location_index] * stride)
         return Instances(image_size, pred_boxes=Boxes(boxes), scores=ranking.sqrt(), pred_classes=classes)
+
+
+def add_fcos_config(cfg: CfgNode) -> None:
+    """Add ``cfg.MODEL.FCOS`` with the defaults of configs/common/models/fcos.py (the MSAD authors'
+    FCOS R50-FPN): NUM_CLASSES, IN_FEATURES, the head's NUM_CONVS, NORM, NUM_GROUPS, PRIOR_PROB,
+    the targets' SIZE_RANGES (input pixels, ``.inf`` in YAML for the open end) and
+    CENTER_SAMPLING_RADIUS, the focal loss and the test-time thresholds. Detections per image:
+    TEST.DETECTIONS_PER_IMAGE."""
+    cfg.MODEL.FCOS = CfgNode()
+    cfg.MODEL.FCOS.NUM_CLASSES = 80
+    cfg.MODEL.FCOS.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+    cfg.MODEL.FCOS.NUM_CONVS = 4
+    cfg.MODEL.FCOS.NORM = "GN"
+    cfg.MODEL.FCOS.NUM_GROUPS = 32
+    cfg.MODEL.FCOS.PRIOR_PROB = 0.01
+    cfg.MODEL.FCOS.SIZE_RANGES = [[float(low), float(high)] for low, high in DEFAULT_SIZE_RANGES]
+    cfg.MODEL.FCOS.CENTER_SAMPLING_RADIUS = 1.5
+    cfg.MODEL.FCOS.FOCAL_LOSS_ALPHA = 0.25
+    cfg.MODEL.FCOS.FOCAL_LOSS_GAMMA = 2.0
+    cfg.MODEL.FCOS.SCORE_THRESH_TEST = 0.05
+    cfg.MODEL.FCOS.TOPK_CANDIDATES_TEST = 1000
+    cfg.MODEL.FCOS.NMS_THRESH_TEST = 0.6

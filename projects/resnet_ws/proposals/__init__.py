@@ -7,9 +7,11 @@ reads it with ``load_proposals_into_dataset`` (images matched by ``str(image_id)
 boxes sorted by decreasing objectness) and ``DatasetMapper(precomputed_proposal_topk=K)`` keeps
 the first K. One file may serve several datasets: ids of other datasets are ignored on loading.
 
-One module per job: ``search`` (Selective Search boxes of one image), ``generate`` (over datasets,
-parallel, sharded, resumable), ``mat_files`` (published .mat proposals), ``files`` (the pickle,
-its images and quality), ``pictures`` and ``cli`` (``python -m projects.resnet_ws.proposals``).
+One module per job: ``search`` (Selective Search boxes of one image, and
+``SelectiveSearchProposals``, the detector's proposal source for images without a file),
+``generate`` (over datasets, parallel, sharded, resumable), ``mat_files`` (published .mat
+proposals), ``files`` (the pickle, its images and quality), ``pictures`` and ``cli``
+(``python -m projects.resnet_ws.proposals``).
 """
 
 from .cli import main
@@ -17,11 +19,12 @@ from .files import format_statistics, load_image_records, proposal_statistics, w
 from .generate import ProposalOptions, generate_proposals
 from .mat_files import convert_mcg_mats, convert_selective_search_mat, matlab_boxes_to_xyxy
 from .pictures import draw_proposals, save_proposal_pictures
-from .search import SELECTIVE_SEARCH_MODES, rank_scores, selective_search
+from .search import SELECTIVE_SEARCH_MODES, SelectiveSearchProposals, rank_scores, selective_search
 
 __all__ = [
     "SELECTIVE_SEARCH_MODES",
     "ProposalOptions",
+    "SelectiveSearchProposals",
     "convert_mcg_mats",
     "convert_selective_search_mat",
     "draw_proposals",

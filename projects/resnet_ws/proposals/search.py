@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-__all__ = ["SELECTIVE_SEARCH_MODES", "rank_scores", "selective_search"]
+__all__ = ["SELECTIVE_SEARCH_MODES", "SelectiveSearchProposals", "rank_scores", "selective_search"]
 
 SELECTIVE_SEARCH_MODES = ("fast", "quality")
 
@@ -75,6 +75,52 @@ def selective_search(
     if max_proposals > 0:
         boxes = boxes[:max_proposals]
     return boxes, rank_scores(len(boxes))
+
+
+class SelectiveSearchProposals:
+    """
+    Selective Search as the proposal source of a ``WeaklySupervisedRCNN`` (its
+    ``proposal_generator``), for images that come without precomputed proposals (the
+    predictor, the demo): called with one (H, W, 3) uint8 BGR image, it returns
+    ``selective_search``'s boxes and rank scores with these settings (seed 0, so the same image
+    always gets the same proposals).
+    """
+
+    def __init__(self, mode: str = "fast", max_proposals: int = 4000, min_size: float = 20.0,
+                 max_image_size: int = 0):
+        """
+        Args:
+            mode: "fast" (as the Selective Search files of Fast R-CNN) or "quality".
+            max_proposals: keep the first this many boxes; 0 keeps all.
+            min_size: drop boxes narrower or lower than this, in pixels of the model's input
+                (the test mapper's resized image), like the data path's ``proposal_min_size``.
+            max_image_size: > 0 segments a copy whose long side is this (faster, coarser).
+        """
+        if mode not in SELECTIVE_SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SELECTIVE_SEARCH_MODES}, got {mode!r}")
+        if max_proposals < 0 or min_size < 0 or max_image_size < 0:
+            raise ValueError(
+                f"max_proposals={max_proposals}, min_size={min_size} and max_image_size={max_image_size} must "
+                "not be negative (0 turns max_proposals and max_image_size off)"
+            )
+        self.mode = mode
+        self.max_proposals = max_proposals
+        self.min_size = min_size
+        self.max_image_size = max_image_size
+
+    def __call__(self, image_bgr: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        if not hasattr(cv2, "ximgproc"):
+            raise ImportError(
+                "Selective Search needs OpenCV's contrib modules (cv2.ximgproc), which this OpenCV lacks: "
+                "install opencv-contrib-python-headless (pip install 'd2-project-collection[opencv]') in place "
+                "of the other OpenCV wheel, or give the inputs precomputed proposals"
+            )
+        return selective_search(image_bgr, mode=self.mode, max_proposals=self.max_proposals,
+                                min_size=self.min_size, max_image_size=self.max_image_size)
+
+    def __repr__(self) -> str:
+        return (f"SelectiveSearchProposals(mode={self.mode!r}, max_proposals={self.max_proposals}, "
+                f"min_size={self.min_size}, max_image_size={self.max_image_size})")
 
 
 def rank_scores(num_boxes: int) -> np.ndarray:
