@@ -23,10 +23,10 @@ import time
 
 from tabulate import tabulate
 
-from projects.common.io import save_figure_atomically, write_bytes_atomically
+from projects.common.io import write_bytes_atomically
 from projects.common.workflow import train_command
 from projects.san import INFERENCE_MODES
-from projects.san.resolution_table import evaluate_run
+from projects.san.resolution_table import evaluate_run, save_plot
 
 FAMILIES = {
     # family: (SAN config, its baselines' configs), by name; SAN trains at 64/48/32, the R18
@@ -99,29 +99,6 @@ def csv_bytes(summary, test_resolutions) -> bytes:
     return text.getvalue().encode()
 
 
-def save_plot(summary, test_resolutions, title, path) -> None:
-    """Mean top-1 against test resolution with one-standard-deviation error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for row in summary:
-        label = row["model"] if row["inference"] == "-" else f"{row['model']} ({row['inference']})"
-        axis.errorbar(test_resolutions, [row[t][0] for t in test_resolutions],
-                      yerr=[row[t][1] for t in test_resolutions], capsize=3,
-                      fmt="-o" if row["inference"] == "-" else "-s", label=label)
-    axis.set_xlabel("test resolution (px)")
-    axis.set_ylabel("top-1 accuracy (%), mean ± std over seeds")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    save_figure_atomically(figure, path)
-    plt.close(figure)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", choices=sorted(FAMILIES), default="R18")
@@ -165,7 +142,8 @@ def main(argv=None):
     write_bytes_atomically(prefix + ".md", table.encode())
     write_bytes_atomically(prefix + ".csv", csv_bytes(summary, args.test_resolutions))
     title = f"SAN {args.family} vs individually trained ({len(args.seeds)} seeds)"
-    save_plot(summary, args.test_resolutions, title, prefix + ".png")
+    save_plot(summary, args.test_resolutions, prefix + ".png", title=title,
+              ylabel="top-1 accuracy (%), mean ± std over seeds")
     return summary
 
 

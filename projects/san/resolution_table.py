@@ -95,8 +95,10 @@ def csv_bytes(rows, test_resolutions) -> bytes:
     return text.getvalue().encode()
 
 
-def save_plot(rows, test_resolutions, path) -> None:
-    """Top-1 against test resolution, one line per row of the table."""
+def save_plot(rows, test_resolutions, path, title="Accuracy across test resolutions: individually trained vs SAN",
+              ylabel="top-1 accuracy (%)") -> None:
+    """Top-1 against test resolution, one line per row of the table; a cell that is a
+    (mean, std) pair (``projects.san.experiment``'s seeds) gets its error bar."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -105,11 +107,12 @@ def save_plot(rows, test_resolutions, path) -> None:
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         label = row["model"] if row["inference"] == "-" else f"{row['model']} ({row['inference']})"
-        style = "-o" if row["inference"] == "-" else "-s"
-        axis.plot(test_resolutions, [row[t] for t in test_resolutions], style, label=label)
+        cells = [row[t] if isinstance(row[t], tuple) else (row[t], 0.0) for t in test_resolutions]
+        axis.errorbar(test_resolutions, [mean for mean, _ in cells], yerr=[std for _, std in cells], capsize=3,
+                      fmt="-o" if row["inference"] == "-" else "-s", label=label)
     axis.set_xlabel("test resolution (px)")
-    axis.set_ylabel("top-1 accuracy (%)")
-    axis.set_title("Accuracy across test resolutions: individually trained vs SAN")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
