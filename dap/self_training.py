@@ -33,7 +33,6 @@ from torch.utils.data import SequentialSampler
 from tqdm import tqdm
 
 import detectron2.data.transforms as T
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import CfgNode, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 from detectron2.evaluation.evaluator import inference_context
@@ -45,6 +44,7 @@ from detectron2.utils.logger import setup_logger
 from projects.common.data import DetectionDatasetMapper, check_dataset_available
 from projects.common.engine import load_config
 from projects.common.io import write_json_atomically
+from projects.common.weights import load_trained_weights
 
 __all__ = [
     "FlipTTADetector",
@@ -339,7 +339,7 @@ def main(argv=None) -> Dict[str, float]:
     cfg = load_config(args.config_file, args.opts)
     test_short_edge, max_size = resize_from_test_mapper(cfg)
     model = instantiate(cfg.model).to(cfg.train.device)
-    DetectionCheckpointer(model).load(args.weights)
+    load_trained_weights(model, args.weights)
     stats = pseudo_label_dataset(
         model,
         args.dataset,

@@ -22,11 +22,11 @@ import os
 import torch
 from tabulate import tabulate
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import instantiate
 
 from projects.common.engine import do_test, load_config
 from projects.common.io import save_figure_atomically, write_bytes_atomically
+from projects.common.weights import load_trained_weights
 
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -42,7 +42,7 @@ def evaluate_run(label, config_file, checkpoint, test_sizes, opts):
     """Rows ``{"model", "size", <metric>: value}`` of one trained model."""
     cfg = load_config(config_file, opts)
     model = instantiate(cfg.model).to(cfg.train.device).eval()
-    DetectionCheckpointer(model).load(checkpoint)
+    load_trained_weights(model, checkpoint)
     rows = []
     for size in test_sizes:
         set_test_size(cfg.dataloader.test, size)

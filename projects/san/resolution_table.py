@@ -24,12 +24,12 @@ import os
 import torch
 from tabulate import tabulate
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 
 from projects.common.engine import do_test, load_config
 from projects.common.io import save_figure_atomically, write_bytes_atomically
+from projects.common.weights import load_trained_weights
 from projects.san import INFERENCE_MODES, MultiResolutionClassificationMapper, calibrate_batchnorm, set_test_resolution
 
 
@@ -62,7 +62,7 @@ def evaluate_run(label, config_file, checkpoint, test_resolutions, modes, num_ca
     """Rows ``{"model", "inference", <resolution>: top-1 ...}`` of one trained model."""
     cfg = load_config(config_file, opts)
     model = instantiate(cfg.model).to(cfg.train.device).eval()
-    DetectionCheckpointer(model).load(checkpoint)
+    load_trained_weights(model, checkpoint)
     if not is_scale_adaptive(model):
         return [{"model": label, "inference": "-", **{t: top1_at(cfg, model, t) for t in test_resolutions}}]
     rows = []
